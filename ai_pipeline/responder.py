@@ -1,0 +1,111 @@
+"""The `Responder` interface: one caller turn in, a stream of speech and actions out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from realtime_voice.protocols.base import TransferTarget
+
+__all__ = [
+    "ConversationContext",
+    "HangupAction",
+    "HistoryEntry",
+    "Responder",
+    "ResponseItem",
+    "SayText",
+    "TransferAction",
+    "UserTurn",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One utterance in the conversation so far.
+
+    Attributes:
+        speaker: ``caller`` or ``bot``.
+        text: what was said. For an interrupted bot utterance, only what the caller
+            actually heard.
+        interrupted: the bot was cut off by barge-in.
+    """
+
+    speaker: Literal["caller", "bot"]
+    text: str
+    interrupted: bool = False
+
+
+@dataclass
+class ConversationContext:
+    """What a responder knows about the call. Owned by the session; mutable by design.
+
+    Attributes:
+        call_id: the gateway call id.
+        from_number: caller number (E.164), may be empty.
+        to_number: dialled number.
+        custom_parameters: from the gateway's ``start`` message.
+        history: utterances so far, oldest first.
+        state: free-form per-call scratch space for the responder (stage, slots...).
+    """
+
+    call_id: str
+    from_number: str = ""
+    to_number: str = ""
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    state: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """One finished caller turn.
+
+    Attributes:
+        text: the final transcript of the turn (or a DTMF marker such as ``[dtmf 5]``).
+        confidence: recogniser confidence 0..1.
+        dtmf: the digit, when the turn is a keypress rather than speech.
+    """
+
+    text: str
+    confidence: float = 1.0
+    dtmf: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SayText:
+    """Speak this text (a sentence or clause; sent to TTS as soon as it arrives)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAction:
+    """Hand the caller to a human after what was said so far has played."""
+
+    target: TransferTarget
+
+
+@dataclass(frozen=True, slots=True)
+class HangupAction:
+    """End the call after what was said so far has played."""
+
+    reason: str = "completed"
+
+
+ResponseItem = SayText | TransferAction | HangupAction
+
+
+class Responder(Protocol):
+    """Decides what the bot says. One instance may serve many calls concurrently."""
+
+    def greeting(self, ctx: ConversationContext) -> str:
+        """The first thing the bot says once media starts."""
+        ...
+
+    def respond(self, turn: UserTurn, ctx: ConversationContext) -> AsyncIterator[ResponseItem]:
+        """Answer one caller turn: speech chunks in order, then any action.
+
+        The session cancels the iteration on barge-in; implementations must tolerate it.
+        """
+        ...

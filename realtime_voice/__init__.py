@@ -1,0 +1,7 @@
+"""realtime-voice: a real-time voice AI agent server for telephony."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

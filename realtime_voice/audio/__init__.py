@@ -1,0 +1,1 @@
+"""Audio for the media path: G.711 codecs, streaming resampling, framing, the AudioProcessor."""

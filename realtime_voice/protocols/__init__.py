@@ -1,0 +1,1 @@
+"""Wire protocols of the media plane: one small pure module per gateway protocol."""

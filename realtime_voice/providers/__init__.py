@@ -1,0 +1,1 @@
+"""Speech providers behind small protocols: offline engines now, Deepgram next."""

@@ -1,0 +1,148 @@
+"""Provider-neutral speech interfaces: `SpeechToText`, `TextToSpeech` and their events.
+
+The call logic only ever sees these types, never a provider's JSON (so the Deepgram
+bridge and the offline engines are interchangeable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "PCM16",
+    "SpeechEvent",
+    "SpeechStarted",
+    "SpeechToText",
+    "SttError",
+    "TextToSpeech",
+    "TranscriptResult",
+    "TtsError",
+    "UtteranceEnd",
+    "Word",
+]
+
+PCM16 = npt.NDArray[np.int16]
+"""Mono signed 16-bit samples."""
+
+
+class SttError(Exception):
+    """The speech-to-text stream failed.
+
+    Attributes:
+        retryable: whether trying again could help (network drop) or not (bad key).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class TtsError(Exception):
+    """Speech synthesis failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its timing (seconds from the start of the stream)."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptResult:
+    """An interim or final transcript of the caller's speech.
+
+    Attributes:
+        text: the transcript (may be empty on a final that heard nothing).
+        is_final: this text for this span will not change again.
+        speech_final: the speaker finished a turn here (endpoint detected).
+        confidence: 0..1.
+        start: seconds from the start of the stream.
+        duration: seconds of audio this result covers.
+        words: per-word timings, when the engine provides them.
+    """
+
+    text: str
+    is_final: bool
+    speech_final: bool
+    confidence: float
+    start: float
+    duration: float
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The engine heard speech begin (used for barge-in).
+
+    Attributes:
+        timestamp: seconds from the start of the stream where speech began.
+    """
+
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    """The caller has been quiet long enough after the last word: end of turn.
+
+    Attributes:
+        last_word_end: seconds from the start of the stream.
+    """
+
+    last_word_end: float
+
+
+SpeechEvent = SpeechStarted | TranscriptResult | UtteranceEnd
+
+
+class SpeechToText(Protocol):
+    """A streaming recogniser for one call.
+
+    Lifecycle: ``start()`` once, then ``send_audio`` per frame, ``finalize()`` to flush
+    a pending utterance, ``stop()`` to end (idempotent; releases every thread and socket).
+    ``events()`` yields results until the stream stops.
+    """
+
+    async def start(self) -> None:
+        """Open the stream (connect, load state). Raises `SttError` on failure."""
+        ...
+
+    def send_audio(self, pcm: PCM16) -> None:
+        """Queue one frame of 16 kHz mono PCM. Never blocks the event loop."""
+        ...
+
+    async def finalize(self) -> None:
+        """Flush: transcribe whatever speech is pending as a final result."""
+        ...
+
+    async def stop(self) -> None:
+        """End the stream and release everything. Safe to call twice."""
+        ...
+
+    def events(self) -> AsyncIterator[SpeechEvent]:
+        """Speech events in order; ends after ``stop()``."""
+        ...
+
+
+class TextToSpeech(Protocol):
+    """A synthesiser bound to one call's wire format."""
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        """Stream audio for ``text`` in the call's wire codec, as it is produced.
+
+        The first bytes come as soon as the first sentence (or clause) is ready.
+        Cancelling the consuming task (or closing the iterator) stops the work.
+
+        Raises:
+            TtsError: synthesis failed.
+        """
+        ...
