@@ -1,0 +1,43 @@
+"""The ``realtime-voice`` command line: one module per sub-command.
+
+Each sub-command module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` to a callable taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from realtime_voice import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered."""
+    # Imported here so `realtime-voice --help` stays fast and a broken optional engine
+    # never breaks unrelated sub-commands at import time.
+    from realtime_voice.cli import call, serve
+
+    parser = argparse.ArgumentParser(
+        prog="realtime-voice", description="Real-time voice AI agent server for telephony."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(subparsers)
+    call.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``realtime-voice`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

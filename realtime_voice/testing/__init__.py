@@ -1,0 +1,1 @@
+"""Protocol-faithful simulators and helpers for tests, load tests and trying the server."""
