@@ -74,9 +74,15 @@ class UserTurn:
 
 @dataclass(frozen=True, slots=True)
 class SayText:
-    """Speak this text (a sentence or clause; sent to TTS as soon as it arrives)."""
+    """Speak this text (a sentence or clause; sent to TTS as soon as it arrives).
+
+    Attributes:
+        text: what to say.
+        cacheable: a fixed line said on many calls (handoff, goodbye): its audio is cached.
+    """
 
     text: str
+    cacheable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
