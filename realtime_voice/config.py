@@ -1,0 +1,305 @@
+"""Settings from the environment (and ``.env`` when present), validated at start-up.
+
+Names follow DESIGN.md. A bad value raises `SettingsError` whose message is one line naming
+the variable and the expected form; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+__all__ = ["Settings", "SettingsError", "load_dotenv", "load_settings"]
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed (message: one line, names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the server. Build with `load_settings`; tests may construct directly."""
+
+    http_host: str = "0.0.0.0"
+    http_port: int = 8000
+    media_host: str = "0.0.0.0"
+    media_port: int = 8001
+    public_media_url: str = "ws://localhost:8001"
+    stream_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    stream_token_ttl_s: float = 60.0
+    websocket_timeout_s: float = 30.0
+    audio_sample_rate: int = 16000
+    silence_threshold: float = 0.01
+    max_errors: int = 10
+    max_calls: int = 100
+    max_message_bytes: int = 65536
+    drain_timeout_s: float = 30.0
+    barge_in_min_speech_ms: int = 64
+    vad_threshold: float = 0.5
+    end_of_turn_silence_ms: int = 500
+    mark_timeout_s: float = 10.0
+    database_url: str = "sqlite:///./var/realtime_voice.db"
+    deepgram_api_key: str | None = field(default=None, repr=False)
+    deepgram_model: str = "nova-3"
+    deepgram_tts_model: str = "aura-2-thalia-en"
+    deepgram_base_url: str | None = None
+    deepgram_ws_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    rc_webhook_verification_token: str | None = field(default=None, repr=False)
+    rc_server_url: str = "https://platform.ringcentral.com"
+    rc_client_id: str | None = None
+    rc_client_secret: str | None = field(default=None, repr=False)
+    rc_jwt_token: str | None = field(default=None, repr=False)
+    stt_provider: str = "auto"
+    tts_provider: str = "auto"
+    llm_provider: str = "auto"
+    transfer_phone_number: str = "+15555550100"
+    business_name: str = "Bella Vista"
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+
+_PROVIDERS = {
+    "stt_provider": ("auto", "deepgram", "local"),
+    "tts_provider": ("auto", "deepgram", "local"),
+    "llm_provider": ("auto", "openai", "rules"),
+}
+
+
+def load_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional quotes.
+
+    Raises:
+        SettingsError: a line that is not ``KEY=VALUE``.
+    """
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise SettingsError(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+class _Reader:
+    """Reads typed values from a mapping, collecting the variable name into each error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T, expected: str) -> T:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError):
+            raise SettingsError(f"{name}={raw!r} is invalid: expected {expected}") from None
+
+    def opt(self, name: str) -> str | None:
+        raw = self.env.get(name)
+        return raw.strip() if raw and raw.strip() else None
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 < value < 1.0:
+        raise ValueError(raw)
+    return value
+
+
+def _ws_url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("ws", "wss") or not parsed.netloc:
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _http_url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _db_url(raw: str) -> str:
+    if "://" not in raw:
+        raise ValueError(raw)
+    return raw
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Build `Settings` from the environment, with ``.env`` values as fallbacks.
+
+    Args:
+        environ: the environment (default ``os.environ``); real variables win over ``.env``.
+        dotenv: a ``.env`` file read if it exists (``None`` to skip).
+
+    Raises:
+        SettingsError: one line naming the bad variable and the expected form.
+    """
+    env: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        env.update(load_dotenv(dotenv))
+    env.update(os.environ if environ is None else environ)
+    r = _Reader(env)
+    d = Settings.__dataclass_fields__
+
+    def default(name: str) -> object:
+        f = d[name]
+        return f.default
+
+    media_port = r.get("VOICE_MEDIA_PORT", _port, 8001, "a TCP port 1-65535")
+    providers = {
+        key: r.get(key.upper(), _choice(opts), "auto", "one of " + ", ".join(opts))
+        for key, opts in _PROVIDERS.items()
+    }
+    secret = r.opt("VOICE_STREAM_SECRET")
+    if secret is not None and len(secret) < 16:
+        raise SettingsError("VOICE_STREAM_SECRET is too short: expected at least 16 characters")
+    log_level = r.get(
+        "VOICE_LOG_LEVEL",
+        _choice(("debug", "info", "warning", "error")),
+        "info",
+        "one of debug, info, warning, error",
+    ).upper()
+    return Settings(
+        http_host=r.get("VOICE_HTTP_HOST", str, "0.0.0.0", "a host name or address"),
+        http_port=r.get("VOICE_HTTP_PORT", _port, 8000, "a TCP port 1-65535"),
+        media_host=r.get("VOICE_MEDIA_HOST", str, "0.0.0.0", "a host name or address"),
+        media_port=media_port,
+        public_media_url=r.get(
+            "VOICE_PUBLIC_MEDIA_URL",
+            _ws_url,
+            f"ws://localhost:{media_port}",
+            "a ws:// or wss:// URL such as wss://voice.example.com",
+        ),
+        stream_secret=secret or secrets.token_urlsafe(32),
+        stream_token_ttl_s=r.get(
+            "VOICE_STREAM_TOKEN_TTL", _positive_float, 60.0, "a positive number of seconds"
+        ),
+        websocket_timeout_s=r.get(
+            "VOICE_WEBSOCKET_TIMEOUT", _positive_float, 30.0, "a positive number of seconds"
+        ),
+        audio_sample_rate=r.get(
+            "VOICE_AUDIO_SAMPLE_RATE", _choice_int((8000, 16000)), 16000, "8000 or 16000"
+        ),
+        silence_threshold=r.get(
+            "VOICE_SILENCE_THRESHOLD", _fraction, 0.01, "a number between 0 and 1, e.g. 0.01"
+        ),
+        max_errors=r.get("VOICE_MAX_ERRORS", _positive_int, 10, "a positive integer"),
+        max_calls=r.get("VOICE_MAX_CALLS", _positive_int, 100, "a positive integer"),
+        max_message_bytes=r.get(
+            "VOICE_MAX_MESSAGE_BYTES", _positive_int, 65536, "a positive number of bytes"
+        ),
+        drain_timeout_s=r.get(
+            "VOICE_DRAIN_TIMEOUT", _positive_float, 30.0, "a positive number of seconds"
+        ),
+        barge_in_min_speech_ms=r.get(
+            "VOICE_BARGE_IN_MIN_SPEECH_MS", _positive_int, 64, "a positive number of milliseconds"
+        ),
+        vad_threshold=r.get("VOICE_VAD_THRESHOLD", _fraction, 0.5, "a number between 0 and 1"),
+        end_of_turn_silence_ms=r.get(
+            "VOICE_END_OF_TURN_SILENCE_MS", _positive_int, 500, "a positive number of milliseconds"
+        ),
+        mark_timeout_s=r.get(
+            "VOICE_MARK_TIMEOUT", _positive_float, 10.0, "a positive number of seconds"
+        ),
+        database_url=r.get(
+            "DATABASE_URL",
+            _db_url,
+            str(default("database_url")),
+            "an SQLAlchemy URL such as postgresql+psycopg://user@host/db",
+        ),
+        deepgram_api_key=r.opt("DEEPGRAM_API_KEY"),
+        deepgram_model=r.get("DEEPGRAM_MODEL", str, "nova-3", "a Deepgram model name"),
+        deepgram_tts_model=r.get(
+            "DEEPGRAM_TTS_MODEL", str, "aura-2-thalia-en", "a Deepgram Aura voice name"
+        ),
+        deepgram_base_url=r.get("DEEPGRAM_BASE_URL", _http_url, None, "an http(s):// URL"),
+        deepgram_ws_url=r.get("DEEPGRAM_WS_URL", _ws_url, None, "a ws:// or wss:// URL"),
+        openai_api_key=r.opt("OPENAI_API_KEY"),
+        openai_base_url=r.get("OPENAI_BASE_URL", _http_url, None, "an http(s):// URL"),
+        openai_model=r.get("OPENAI_MODEL", str, "gpt-4o-mini", "a chat model name"),
+        rc_webhook_verification_token=r.opt("RC_WEBHOOK_VERIFICATION_TOKEN"),
+        rc_server_url=r.get(
+            "RC_SERVER_URL", _http_url, "https://platform.ringcentral.com", "an http(s):// URL"
+        ),
+        rc_client_id=r.opt("RC_CLIENT_ID"),
+        rc_client_secret=r.opt("RC_CLIENT_SECRET"),
+        rc_jwt_token=r.opt("RC_JWT_TOKEN"),
+        transfer_phone_number=r.get(
+            "VOICE_TRANSFER_NUMBER", _e164, "+15555550100", "an E.164 number such as +15555550100"
+        ),
+        business_name=r.get("VOICE_BUSINESS_NAME", str, "Bella Vista", "a name"),
+        log_level=log_level,
+        log_format=r.get("VOICE_LOG_FORMAT", _choice(("text", "json")), "text", "text or json"),
+        **providers,
+    )
+
+
+def _choice_int(options: tuple[int, ...]) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value not in options:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _e164(raw: str) -> str:
+    if not (raw.startswith("+") and raw[1:].isdigit() and 8 <= len(raw) <= 16):
+        raise ValueError(raw)
+    return raw

@@ -1,0 +1,55 @@
+"""The health report shared by both planes (PROTOCOLS.md §5)."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from realtime_voice import __version__
+from realtime_voice.session.manager import AdmissionError, CallSessionManager
+
+__all__ = ["HealthReporter"]
+
+
+class _HasDeepgramStatus(Protocol):
+    @property
+    def deepgram_status(self) -> str: ...
+
+
+class HealthReporter:
+    """Builds the health document from the live manager and engines.
+
+    ``status`` is ``healthy``; ``degraded`` (HTTP 200) when a dependency is down;
+    ``unhealthy`` (HTTP 503) when this process cannot take a call (draining or full).
+    """
+
+    def __init__(self, manager: CallSessionManager, engines: _HasDeepgramStatus) -> None:
+        self._manager = manager
+        self._engines = engines
+        self._started = time.monotonic()
+
+    def report(self) -> tuple[int, dict[str, object]]:
+        """The HTTP status and JSON body of the health endpoint."""
+        deepgram = self._engines.deepgram_status
+        # Persistence arrives with its own issue; until then there is no database to check.
+        database = "disabled"
+        try:
+            self._manager.check_capacity()
+            can_take_calls = True
+        except AdmissionError:
+            can_take_calls = False
+        if not can_take_calls:
+            status = "unhealthy"
+        elif deepgram in ("down", "degraded") or database == "down":
+            status = "degraded"
+        else:
+            status = "healthy"
+        body: dict[str, object] = {
+            "status": status,
+            "deepgram": deepgram,
+            "database": database,
+            **self._manager.stats(),
+            "uptime_s": int(time.monotonic() - self._started),
+            "version": __version__,
+        }
+        return (503 if status == "unhealthy" else 200), body

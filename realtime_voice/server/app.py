@@ -1,0 +1,110 @@
+"""`VoiceServer`: both planes in one process and one event loop, with graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from realtime_voice.audio.format import AudioFormat
+from realtime_voice.config import Settings
+from realtime_voice.health import HealthReporter
+from realtime_voice.server.media import MediaServer
+from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
+from realtime_voice.session.manager import CallSessionManager
+from webhooks.app import build_http_app
+from webhooks.tokens import StreamTokenIssuer
+
+__all__ = ["VoiceServer", "run_server"]
+
+log = logging.getLogger(__name__)
+
+
+class VoiceServer:
+    """Owns the manager, engines, token issuer, the HTTP app and the media server.
+
+    Args:
+        settings: server settings; ports may be 0 (bound ports are in `http_port` and
+            `media_port` after `start`); an empty ``public_media_url`` means
+            ``ws://127.0.0.1:<bound media port>``.
+        engines: providers (default: built from settings).
+    """
+
+    def __init__(self, settings: Settings, engines: SpeechEngines | None = None) -> None:
+        self.settings = settings
+        self.engines = engines if engines is not None else build_engines(settings)
+        self.manager = CallSessionManager(
+            max_calls=settings.max_calls, ringing_ttl_s=settings.stream_token_ttl_s
+        )
+        self.tokens = StreamTokenIssuer(
+            settings.stream_secret, ttl_s=settings.stream_token_ttl_s
+        )
+        self.health = HealthReporter(self.manager, self.engines)
+        self.media = MediaServer(settings, self.manager, self.engines, self.tokens, self.health)
+        self.http_port = 0
+        self.media_port = 0
+        self.public_media_url = settings.public_media_url
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Load models, then listen on both planes."""
+        await warm_up(self.engines, greeting_formats=(AudioFormat(),))
+        self.media_port = await self.media.start(
+            self.settings.media_host, self.settings.media_port
+        )
+        if not self.public_media_url:
+            self.public_media_url = f"ws://127.0.0.1:{self.media_port}"
+        app = build_http_app(
+            manager=self.manager,
+            tokens=self.tokens,
+            health=self.health,
+            media_url=lambda: self.public_media_url,
+            verification_token=self.settings.rc_webhook_verification_token,
+        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        log.info(
+            "listening: http :%d, media :%d (public %s); stt=%s tts=%s",
+            self.http_port,
+            self.media_port,
+            self.public_media_url,
+            self.engines.stt_name,
+            self.engines.tts_name,
+        )
+
+    async def stop(self, drain_timeout_s: float | None = None) -> None:
+        """Stop taking calls, let live ones finish, end the rest politely, close both planes."""
+        timeout = self.settings.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        await self.manager.drain(timeout)
+        await self.media.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def run_server(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = VoiceServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(
+        f"realtime-voice ready: http://localhost:{server.http_port} "
+        f"(webhooks), {server.public_media_url} (media). Ctrl-C to stop.",
+        flush=True,
+    )
+    await stop.wait()
+    log.info("shutdown requested: draining live calls")
+    await server.stop()

@@ -1,0 +1,307 @@
+"""The media plane: a `websockets` asyncio server for both gateway protocols.
+
+This module is the thin front end: routing, the token check and admission before any
+session exists, the receive loop, the inactivity watchdog. Everything about the call
+itself lives in `CallSession`; everything about the wire lives in the protocol modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from realtime_voice.audio.format import UnsupportedFormatError
+from realtime_voice.config import Settings
+from realtime_voice.health import HealthReporter
+from realtime_voice.log import call_id_var, mask_phone, session_id_var
+from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolError, StartEvent
+from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
+from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
+from realtime_voice.providers.base import SttError
+from realtime_voice.session.engines import SpeechEngines
+from realtime_voice.session.manager import AdmissionError, CallSessionManager
+from realtime_voice.session.session import CallSession
+from webhooks.tokens import StreamTokenIssuer, TokenError
+
+__all__ = ["BRIDGE_PATH", "HEALTH_PATH", "TWILIO_PATH", "MediaServer"]
+
+log = logging.getLogger(__name__)
+
+BRIDGE_PATH = "/api/voice/realtime/ws/call"
+TWILIO_PATH = "/api/voice/twilio/ws"
+HEALTH_PATH = "/api/voice/realtime/health"
+
+# Close codes (PROTOCOLS.md §2).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_UNSUPPORTED = 1003
+CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL = 1011
+
+_TWILIO_HANDSHAKE_MESSAGES = 5  # connected, start, and a little slack; then give up
+
+
+class MediaServer:
+    """Serves the media WebSocket endpoints and the health check on the media port.
+
+    Args:
+        settings: server settings.
+        manager: the process's call registry.
+        engines: shared providers and responder.
+        tokens: verifies stream tokens.
+        health: builds the health document.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        manager: CallSessionManager,
+        engines: SpeechEngines,
+        tokens: StreamTokenIssuer,
+        health: HealthReporter,
+    ) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.engines = engines
+        self.tokens = tokens
+        self.health = health
+        self._server: Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            max_size=self.settings.max_message_bytes,
+            # Bounded receive buffer: a gateway that floods us is paused by TCP
+            # backpressure rather than growing our memory.
+            max_queue=64,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=5,
+            reuse_port=reuse_port,
+        )
+        sock = next(iter(self._server.sockets))
+        bound: int = sock.getsockname()[1]
+        return bound
+
+    async def close(self) -> None:
+        """Stop listening and close remaining connections (after the manager drained)."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    # ------------------------------------------------------------------ HTTP part
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == HEALTH_PATH:
+            status, body = self.health.report()
+            return _json_response(status, body)
+        if path not in (BRIDGE_PATH, TWILIO_PATH):
+            return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
+        return None
+
+    # ------------------------------------------------------------------ WebSocket part
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        parts = urlsplit(ws.request.path)
+        query = dict(parse_qsl(parts.query))
+        try:
+            if parts.path == BRIDGE_PATH:
+                await self._handle_bridge(ws, query)
+            else:
+                await self._handle_twilio(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("media connection failed")
+            with contextlib.suppress(Exception):
+                await ws.close(CLOSE_INTERNAL, "internal error")
+
+    async def _handle_bridge(self, ws: ServerConnection, query: Mapping[str, str]) -> None:
+        call_id = query.get("call_id", "")
+        token = query.get("token", "")
+        call_id_var.set(call_id or "-")
+        if not call_id or not token:
+            log.warning("bridge connection refused: missing call_id or token")
+            await ws.close(CLOSE_POLICY, "missing call_id or token")
+            return
+        try:
+            self.tokens.verify(token, call_id)
+        except TokenError as exc:
+            log.warning("bridge connection refused: token %s", exc.reason)
+            await ws.close(CLOSE_POLICY, f"token {exc.reason}")
+            return
+        try:
+            fmt = RingCentralBridgeProtocol.format_from_query(query)
+        except UnsupportedFormatError as exc:
+            log.warning("bridge connection refused: unsupported format: %s", exc)
+            await ws.close(CLOSE_UNSUPPORTED, f"unsupported audio format: {exc}"[:120])
+            return
+        await self._run_session(
+            ws,
+            RingCentralBridgeProtocol(fmt),
+            call_id=call_id,
+            session_id=query.get("session_id") or str(uuid.uuid4()),
+            from_number=query.get("from_number", ""),
+            to_number=query.get("to_number", ""),
+            first_events=[],
+        )
+
+    async def _handle_twilio(self, ws: ServerConnection) -> None:
+        protocol = TwilioMediaStreamsProtocol()
+        start: StartEvent | None = None
+        try:
+            async with asyncio.timeout(self.settings.websocket_timeout_s):
+                for _ in range(_TWILIO_HANDSHAKE_MESSAGES):
+                    message = await ws.recv()
+                    try:
+                        events = protocol.parse(message)
+                    except ProtocolError as exc:
+                        log.warning("twilio handshake: %s", exc)
+                        await ws.close(CLOSE_POLICY, exc.message[:120])
+                        return
+                    start = next((e for e in events if isinstance(e, StartEvent)), None)
+                    if start is not None:
+                        break
+        except TimeoutError:
+            await ws.close(CLOSE_POLICY, "no start message")
+            return
+        if start is None or not start.call_id:
+            await ws.close(CLOSE_POLICY, "expected a start message with a callSid")
+            return
+        call_id_var.set(start.call_id)
+        token = start.custom_parameters.get("token", "")
+        try:
+            if not token:
+                raise TokenError("missing")
+            self.tokens.verify(token, start.call_id)
+        except TokenError as exc:
+            log.warning("twilio stream refused: token %s", exc.reason)
+            await ws.close(CLOSE_POLICY, f"token {exc.reason}")
+            return
+        answered = self.manager.ringing(start.call_id)
+        await self._run_session(
+            ws,
+            protocol,
+            call_id=start.call_id,
+            session_id=answered.session_id if answered else str(uuid.uuid4()),
+            from_number=answered.from_number if answered else "",
+            to_number=answered.to_number if answered else "",
+            first_events=[start],
+        )
+
+    async def _run_session(
+        self,
+        ws: ServerConnection,
+        protocol: MediaProtocol,
+        *,
+        call_id: str,
+        session_id: str,
+        from_number: str,
+        to_number: str,
+        first_events: list[MediaEvent],
+    ) -> None:
+        call_id_var.set(call_id)
+        session_id_var.set(session_id)
+        session = CallSession(
+            call_id=call_id,
+            session_id=session_id,
+            from_number=from_number,
+            to_number=to_number,
+            protocol=protocol,
+            send=ws.send,
+            close=ws.close,
+            settings=self.settings,
+            engines=self.engines,
+        )
+        try:
+            self.manager.admit(session)
+        except AdmissionError as exc:
+            code = CLOSE_POLICY if exc.reason == "duplicate_call" else CLOSE_TRY_AGAIN
+            log.warning("call refused: %s", exc.reason)
+            await ws.close(code, exc.reason)
+            return
+        log.info(
+            "call connected (%s) from %s to %s",
+            protocol.name,
+            mask_phone(from_number),
+            mask_phone(to_number),
+        )
+        try:
+            try:
+                await session.start()
+            except SttError as exc:
+                log.error("speech recognition unavailable: %s", exc)
+                await session.end("stt_unavailable", code=CLOSE_INTERNAL, failed=True)
+                return
+            for event in first_events:
+                await session.handle(event)
+            await self._receive_loop(ws, protocol, session)
+        finally:
+            if not session.is_ended:
+                reason = "caller_disconnected"
+                if ws.close_code not in (None, CLOSE_NORMAL, 1001):
+                    reason = f"connection_lost_{ws.close_code}"
+                await session.end(reason)
+            self.manager.release(session)
+
+    async def _receive_loop(
+        self, ws: ServerConnection, protocol: MediaProtocol, session: CallSession
+    ) -> None:
+        last_activity = time.monotonic()
+        timeout = self.settings.websocket_timeout_s
+
+        async def watchdog() -> None:
+            # One timer per call instead of a wait_for per message: the receive loop runs
+            # every 20 ms per call and must stay cheap.
+            while True:
+                await asyncio.sleep(min(1.0, timeout / 4))
+                if time.monotonic() - last_activity > timeout:
+                    log.warning("no audio or message for %.0f s: ending the call", timeout)
+                    await session.end("inactivity_timeout")
+                    return
+
+        dog = asyncio.get_running_loop().create_task(watchdog(), name="watchdog")
+        try:
+            async for message in ws:
+                last_activity = time.monotonic()
+                try:
+                    events = protocol.parse(message)
+                except ProtocolError as exc:
+                    await session.on_bad_message(exc)
+                    continue
+                for event in events:
+                    await session.handle(event)
+                if session.is_ended:
+                    break
+        finally:
+            dog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dog
+
+
+def _json_response(status: int, body: object) -> Response:
+    payload = json.dumps(body).encode()
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    )
+    return Response(status, http.HTTPStatus(status).phrase, headers, payload)

@@ -1,0 +1,1 @@
+"""Per-call sessions, their states, the outbound pacer and the process-wide session manager."""

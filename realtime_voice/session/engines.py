@@ -1,0 +1,121 @@
+"""The process-wide speech engines and responder that every call session draws from.
+
+Models are loaded once per process (Moonshine ≈0.7 s, piper ≈1.5 s) at start-up, so the
+first caller does not wait for them and no call ever loads its own copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ai_pipeline.responder import Responder
+from realtime_voice.audio.format import AudioFormat
+from realtime_voice.config import Settings, SettingsError
+from realtime_voice.providers.base import SpeechToText, TextToSpeech
+from realtime_voice.providers.line_cache import LineCache
+
+__all__ = ["SpeechEngines", "build_engines", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpeechEngines:
+    """Factories for per-call providers plus the shared responder and line cache.
+
+    Attributes:
+        make_stt: a new recogniser stream for one call.
+        make_tts: a synthesiser bound to one call's wire format.
+        responder: decides what the bot says (shared by all calls).
+        stt_name: provider name for health and logs.
+        tts_name: provider name for health and logs.
+        line_cache: audio of fixed lines.
+    """
+
+    make_stt: Callable[[], SpeechToText]
+    make_tts: Callable[[AudioFormat], TextToSpeech]
+    responder: Responder
+    stt_name: str
+    tts_name: str
+    line_cache: LineCache = field(default_factory=LineCache)
+
+    @property
+    def deepgram_status(self) -> str:
+        """What the health endpoint reports for Deepgram."""
+        return "offline" if "deepgram" not in (self.stt_name, self.tts_name) else "healthy"
+
+
+def build_engines(settings: Settings) -> SpeechEngines:
+    """Pick providers from settings (``auto`` → offline engines until a key is set).
+
+    Raises:
+        SettingsError: a provider was requested that this build cannot provide.
+    """
+    for var, value, real in (
+        ("STT_PROVIDER", settings.stt_provider, "deepgram"),
+        ("TTS_PROVIDER", settings.tts_provider, "deepgram"),
+        ("LLM_PROVIDER", settings.llm_provider, "openai"),
+    ):
+        if value == real:
+            raise SettingsError(
+                f"{var}={value} is not available in this release yet: use auto or the "
+                "offline provider"
+            )
+    if settings.deepgram_api_key or settings.openai_api_key or settings.openai_base_url:
+        log.warning(
+            "provider keys are set but this release runs the offline engines only; "
+            "Deepgram and OpenAI providers arrive with their own issues"
+        )
+
+    from ai_pipeline.rule_responder import RuleBasedResponder
+    from realtime_voice.protocols.base import TransferTarget
+    from realtime_voice.providers.local_stt import LocalSpeechToText
+    from realtime_voice.providers.local_tts import LocalTextToSpeech, default_synthesizer
+    from realtime_voice.providers.moonshine import MoonshineRecognizer
+
+    synthesizer = default_synthesizer()
+
+    def make_stt() -> SpeechToText:
+        return LocalSpeechToText(
+            MoonshineRecognizer.shared(),
+            vad_threshold=settings.vad_threshold,
+            speech_start_ms=settings.barge_in_min_speech_ms,
+            end_silence_ms=settings.end_of_turn_silence_ms,
+        )
+
+    def make_tts(fmt: AudioFormat) -> TextToSpeech:
+        return LocalTextToSpeech(fmt, synthesizer)
+
+    responder = RuleBasedResponder(
+        business_name=settings.business_name,
+        transfer_target=TransferTarget(phone_number=settings.transfer_phone_number),
+    )
+    return SpeechEngines(
+        make_stt=make_stt,
+        make_tts=make_tts,
+        responder=responder,
+        stt_name="local",
+        tts_name="local",
+    )
+
+
+async def warm_up(engines: SpeechEngines, greeting_formats: tuple[AudioFormat, ...] = ()) -> None:
+    """Load the models and pre-synthesize the default greeting, off the event loop.
+
+    Args:
+        engines: what to warm.
+        greeting_formats: wire formats to cache the default greeting in (mu-law 8 kHz is
+            what nearly every gateway uses).
+    """
+    from ai_pipeline.responder import ConversationContext
+    from realtime_voice.providers.moonshine import MoonshineRecognizer
+
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, MoonshineRecognizer.shared)
+    greeting = engines.responder.greeting(ConversationContext(call_id="warm-up"))
+    for fmt in greeting_formats:
+        async for _ in engines.line_cache.speak(engines.make_tts(fmt), greeting, fmt):
+            pass

@@ -1,0 +1,640 @@
+"""One call: inbound audio → STT → responder → TTS → pacer, with barge-in and clean endings.
+
+The session knows no wire protocol (it talks to a `MediaProtocol`) and no provider (it
+talks to `SpeechToText`/`TextToSpeech`/`Responder`). The media server feeds it parsed
+events; the session sends through the ``send`` and ``close`` callables it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ai_pipeline.responder import (
+    ConversationContext,
+    HangupAction,
+    HistoryEntry,
+    SayText,
+    TransferAction,
+    UserTurn,
+)
+from realtime_voice.audio.format import FRAME_MS, AudioFormat
+from realtime_voice.audio.processor import AudioProcessor
+from realtime_voice.config import Settings
+from realtime_voice.protocols.base import (
+    AudioEvent,
+    ConfigEvent,
+    ConnectedEvent,
+    DtmfEvent,
+    MarkEvent,
+    MediaEvent,
+    MediaProtocol,
+    ProtocolError,
+    StartEvent,
+    StopEvent,
+)
+from realtime_voice.providers.base import (
+    SpeechStarted,
+    SpeechToText,
+    SttError,
+    TextToSpeech,
+    TranscriptResult,
+    TtsError,
+    UtteranceEnd,
+)
+from realtime_voice.session.engines import SpeechEngines
+from realtime_voice.session.pacer import OutboundPacer
+from realtime_voice.session.state import TERMINAL_STATES, CallState
+
+__all__ = ["CallSession", "CallStats", "CloseCallback", "SendCallback"]
+
+log = logging.getLogger(__name__)
+
+SendCallback = Callable[[str | bytes], Awaitable[None]]
+CloseCallback = Callable[[int, str], Awaitable[None]]
+
+_LEAD_FRAMES = 3  # the pacer's 60 ms lead: audio the gateway holds but has not played
+
+
+@dataclass
+class CallStats:
+    """Per-call counters (exported with the call record and to health/metrics)."""
+
+    frames_in: int = 0
+    bytes_in: int = 0
+    silent_frames_in: int = 0
+    frames_out: int = 0
+    transcripts: int = 0
+    turns: int = 0
+    dtmf_digits: int = 0
+    bad_messages: int = 0
+    errors: int = 0
+    barge_ins: int = 0
+    response_latencies_ms: list[float] = field(default_factory=list)
+    """End of the caller's turn detected → first frame of the answer sent, per turn."""
+    barge_in_latencies_ms: list[float] = field(default_factory=list)
+    """Speech onset reported by the recogniser → ``clear`` sent."""
+
+
+@dataclass
+class _Utterance:
+    """One thing the bot says (greeting or one response), tracked for barge-in."""
+
+    mark: str
+    start_frame: int  # pacer frame index (sent + queued) where this utterance begins
+    sentences: list[tuple[str, int]] = field(default_factory=list)  # (text, frames)
+    audio_started: bool = False
+
+    def heard_text(self, frames_played: int) -> str:
+        """The words the caller heard if ``frames_played`` frames of this utterance played."""
+        heard: list[str] = []
+        remaining = frames_played
+        for text, frames in self.sentences:
+            if remaining >= frames:
+                heard.append(text)
+                remaining -= frames
+                continue
+            if remaining > 0 and frames > 0:
+                words = text.split()
+                heard.append(" ".join(words[: len(words) * remaining // frames]))
+            break
+        return " ".join(part for part in heard if part)
+
+    @property
+    def text(self) -> str:
+        return " ".join(text for text, _ in self.sentences)
+
+
+class CallSession:
+    """Everything about one live call.
+
+    Args:
+        call_id: the gateway's call id (also the log context).
+        session_id: our id for this media session.
+        from_number: caller number.
+        to_number: dialled number.
+        protocol: the call's wire codec.
+        send: sends one WebSocket message.
+        close: closes the WebSocket with a code and reason.
+        settings: server settings.
+        engines: shared providers and responder.
+        clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        session_id: str,
+        from_number: str,
+        to_number: str,
+        protocol: MediaProtocol,
+        send: SendCallback,
+        close: CloseCallback,
+        settings: Settings,
+        engines: SpeechEngines,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.call_id = call_id
+        self.session_id = session_id
+        self.protocol = protocol
+        self.settings = settings
+        self.engines = engines
+        self.state = CallState.INITIALIZING
+        self.stats = CallStats()
+        self.end_reason: str | None = None
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self.context = ConversationContext(
+            call_id=call_id, from_number=from_number, to_number=to_number
+        )
+        self._send_raw = send
+        self._close_socket = close
+        self._clock = clock
+        self._audio_format = protocol.audio_format
+        self._processor = AudioProcessor(
+            self._audio_format,
+            target_rate=16000,
+            silence_threshold=settings.silence_threshold,
+        )
+        self._tts: TextToSpeech = engines.make_tts(self._audio_format.mono)
+        self._pacer = self._new_pacer(self._audio_format)
+        self._stt: SpeechToText | None = None
+        self._stt_task: asyncio.Task[None] | None = None
+        self._speech_task: asyncio.Task[None] | None = None
+        self._speaking: _Utterance | None = None
+        self._utterance_count = 0
+        self._turn_parts: list[str] = []
+        self._turn_confidence: list[float] = []
+        self._unanswered: str = ""
+        self._turn_ended_at: float | None = None
+        self._awaiting_first_frame = False
+        self._mark_waiters: dict[str, asyncio.Future[None]] = {}
+        self._played_marks: set[str] = set()
+        self._ending = False
+        self._ended = asyncio.Event()
+        self._media_started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def is_ended(self) -> bool:
+        """The session reached ENDED or FAILED."""
+        return self.state in TERMINAL_STATES
+
+    async def wait_ended(self) -> None:
+        """Wait until the session has fully ended."""
+        await self._ended.wait()
+
+    async def start(self) -> None:
+        """Socket accepted: open the recogniser at once (lesson 4) and start the pacer.
+
+        Raises:
+            SttError: the recogniser could not start; the caller ends the call.
+        """
+        self.state = CallState.CONNECTED
+        self._pacer.start()
+        stt = self.engines.make_stt()
+        await stt.start()
+        self._stt = stt
+        self._stt_task = asyncio.get_running_loop().create_task(self._stt_loop(), name="stt")
+
+    async def end(self, reason: str, *, code: int = 1000, failed: bool = False) -> None:
+        """End the call: stop every task, release the engines, close the socket. Idempotent.
+
+        Args:
+            reason: why (``completed``, ``caller_hangup``, ``transferred``, ...).
+            code: WebSocket close code.
+            failed: the call ends in FAILED rather than ENDED.
+        """
+        if self._ending:
+            await self._ended.wait()
+            return
+        self._ending = True
+        self.end_reason = reason
+        if self.state not in TERMINAL_STATES:
+            self.state = CallState.ENDING
+        log.info("call ending: %s (close %d)", reason, code)
+        current = asyncio.current_task()
+        tasks = [t for t in (self._speech_task, self._stt_task) if t is not None]
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        for task in tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for waiter in self._mark_waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+        await self._pacer.close()
+        if self._stt is not None:
+            try:
+                await self._stt.stop()
+            except Exception:
+                log.exception("recogniser did not stop cleanly")
+        self.stats.frames_out = self._pacer.stats.frames_sent
+        with contextlib.suppress(Exception):
+            await self._close_socket(code, reason[:120])
+        self.state = CallState.FAILED if failed else CallState.ENDED
+        self.ended_at = time.time()
+        self._ended.set()
+        log.info(
+            "call ended: state=%s frames_in=%d frames_out=%d turns=%d barge_ins=%d",
+            self.state.value,
+            self.stats.frames_in,
+            self.stats.frames_out,
+            self.stats.turns,
+            self.stats.barge_ins,
+        )
+
+    async def say_goodbye_and_end(self, reason: str) -> None:
+        """End politely (server shutdown): cut any answer, say goodbye, hang up."""
+        if self._ending:
+            await self._ended.wait()
+            return
+        task = self._speech_task
+        if task is not None and not task.done():
+            utterance = self._speaking
+            if utterance is not None and self._bot_audible():
+                await self._barge_in(utterance)
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        line = "I'm sorry, we have to end this call now. Please call back later. Goodbye."
+        self._speech_task = asyncio.get_running_loop().create_task(
+            self._speak_items(
+                _single(SayText(line, cacheable=True), HangupAction(reason)), "goodbye_done"
+            ),
+            name="goodbye",
+        )
+        try:
+            await asyncio.wait_for(self._ended.wait(), self.settings.mark_timeout_s + 10)
+        except TimeoutError:
+            await self.end(reason)
+
+    def request_end(self, reason: str, *, code: int = 1000, failed: bool = False) -> None:
+        """Schedule `end` from inside one of the session's own tasks."""
+        asyncio.get_running_loop().create_task(
+            self.end(reason, code=code, failed=failed), name="end"
+        )
+
+    # ------------------------------------------------------------------ inbound
+
+    async def handle(self, event: MediaEvent) -> None:
+        """Act on one parsed gateway event."""
+        if self._ending:
+            return
+        if isinstance(event, AudioEvent):
+            self._on_audio(event.payload)
+        elif isinstance(event, MarkEvent):
+            self._on_mark(event.name)
+        elif isinstance(event, StartEvent):
+            await self._on_start(event)
+        elif isinstance(event, DtmfEvent):
+            self._on_dtmf(event.digit)
+        elif isinstance(event, ConfigEvent):
+            await self._on_config(event.audio_format)
+        elif isinstance(event, StopEvent):
+            await self.end("caller_hangup")
+        elif isinstance(event, ConnectedEvent):
+            pass
+
+    async def on_bad_message(self, error: ProtocolError) -> None:
+        """A frame was rejected: answer per protocol, count it, end at ``VOICE_MAX_ERRORS``."""
+        self.stats.bad_messages += 1
+        log.warning("rejected frame (%d/%d): %s", self.stats.bad_messages,
+                    self.settings.max_errors, error)
+        frame = self.protocol.format_error(error.code, error.message)
+        if frame is not None:
+            await self._send(frame)
+        if self.stats.bad_messages >= self.settings.max_errors:
+            await self.end("too_many_errors", code=1008, failed=True)
+
+    def _on_audio(self, payload: bytes) -> None:
+        self.stats.bytes_in += len(payload)
+        frames = self._processor.process(payload)
+        stt = self._stt
+        for frame in frames:
+            self.stats.frames_in += 1
+            if frame.is_silence:
+                self.stats.silent_frames_in += 1
+            if stt is not None:
+                stt.send_audio(frame.pcm)
+
+    async def _on_start(self, event: StartEvent) -> None:
+        if self._media_started:
+            await self.on_bad_message(ProtocolError("bad_message", "duplicate start message"))
+            return
+        self._media_started = True
+        params = dict(self.context.custom_parameters)
+        params.update({k: v for k, v in event.custom_parameters.items() if k != "token"})
+        self.context.custom_parameters = params
+        if event.audio_format is not None and event.audio_format != self._audio_format:
+            await self._on_config(event.audio_format)
+        self.state = CallState.IN_PROGRESS
+        greeting = self.engines.responder.greeting(self.context)
+        self._speech_task = asyncio.get_running_loop().create_task(
+            self._speak_items(_single(SayText(greeting, cacheable=True)), "greeting_done"),
+            name="greeting",
+        )
+
+    async def _on_config(self, fmt: AudioFormat) -> None:
+        if fmt == self._audio_format:
+            return
+        if self._pacer.busy or self._speaking is not None:
+            await self.on_bad_message(
+                ProtocolError("bad_message", "config ignored: bot audio is playing")
+            )
+            return
+        log.info("audio format now %s/%d/%d", fmt.encoding.value, fmt.sample_rate, fmt.channels)
+        self._audio_format = fmt
+        self._processor.set_format(fmt)
+        await self._pacer.close()
+        self._pacer = self._new_pacer(fmt)
+        self._pacer.start()
+        self._tts = self.engines.make_tts(fmt.mono)
+
+    def _on_dtmf(self, digit: str) -> None:
+        self.stats.dtmf_digits += 1
+        log.info("dtmf %s", digit)
+        self._start_response(UserTurn(text=f"[dtmf {digit}]", dtmf=digit))
+
+    def _on_mark(self, name: str) -> None:
+        self._played_marks.add(name)
+        waiter = self._mark_waiters.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ recognition
+
+    async def _stt_loop(self) -> None:
+        assert self._stt is not None
+        try:
+            async for event in self._stt.events():
+                if isinstance(event, SpeechStarted):
+                    await self._on_speech_started()
+                elif isinstance(event, TranscriptResult):
+                    self._on_transcript(event)
+                elif isinstance(event, UtteranceEnd) and self._turn_parts:
+                    self._end_of_turn()
+        except asyncio.CancelledError:
+            raise
+        except SttError as exc:
+            self.stats.errors += 1
+            log.error("speech recognition failed: %s", exc)
+            await self._apologise_and_end("stt_failed")
+        except Exception:
+            self.stats.errors += 1
+            log.exception("speech recognition loop crashed")
+            await self._apologise_and_end("stt_failed")
+
+    def _on_transcript(self, result: TranscriptResult) -> None:
+        if not result.is_final:
+            return
+        self.stats.transcripts += 1
+        text = result.text.strip()
+        if text:
+            log.debug("caller said: %s", text)
+            self._turn_parts.append(text)
+            self._turn_confidence.append(result.confidence)
+        if result.speech_final and self._turn_parts:
+            self._end_of_turn()
+
+    def _end_of_turn(self) -> None:
+        text = " ".join([self._unanswered, *self._turn_parts]).strip()
+        confidence = min(self._turn_confidence, default=1.0)
+        self._turn_parts.clear()
+        self._turn_confidence.clear()
+        if not text:
+            return
+        self._unanswered = text
+        self.stats.turns += 1
+        self.context.history.append(HistoryEntry("caller", text))
+        self._start_response(UserTurn(text=text, confidence=confidence))
+
+    async def _on_speech_started(self) -> None:
+        utterance = self._speaking
+        task = self._speech_task
+        if utterance is not None and self._bot_audible():
+            await self._barge_in(utterance)
+        elif (
+            task is not None
+            and not task.done()
+            and utterance is not None
+            and not utterance.audio_started
+            and utterance.mark != "greeting_done"
+        ):
+            # The caller went on talking before any answer audio: drop the half-made answer;
+            # its turn text stays in `_unanswered` and is merged into the next turn.
+            task.cancel()
+            if self.context.history and self.context.history[-1].speaker == "caller":
+                self.context.history.pop()
+                self.stats.turns -= 1
+
+    def _bot_audible(self) -> bool:
+        """Bot audio is queued here, or sent but its mark not yet echoed (still playing)."""
+        utterance = self._speaking
+        if utterance is None or not utterance.audio_started:
+            return False
+        return self._pacer.busy or utterance.mark not in self._played_marks
+
+    async def _barge_in(self, utterance: _Utterance) -> None:
+        started = self._clock()
+        task = self._speech_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        sent_before = self._pacer.stats.frames_sent
+        await self._pacer.clear()
+        played = max(0, sent_before - utterance.start_frame - _LEAD_FRAMES)
+        heard = utterance.heard_text(played)
+        self.context.history.append(HistoryEntry("bot", heard, interrupted=True))
+        self._speaking = None
+        waiter = self._mark_waiters.pop(utterance.mark, None)
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+        self.stats.barge_ins += 1
+        self.stats.barge_in_latencies_ms.append((self._clock() - started) * 1000)
+        log.info("barge-in: bot cut after %d ms of audio", played * FRAME_MS)
+
+    # ------------------------------------------------------------------ speaking
+
+    def _start_response(self, turn: UserTurn) -> None:
+        """Answer ``turn``; an answer still under way is cut (barge-in rules apply)."""
+        previous = self._speech_task
+        self._turn_ended_at = self._clock()
+        self._awaiting_first_frame = True
+        self._speech_task = asyncio.get_running_loop().create_task(
+            self._respond(turn, previous),
+            name="response",
+        )
+
+    async def _respond(self, turn: UserTurn, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None and not previous.done():
+            utterance = self._speaking
+            if utterance is not None and utterance.audio_started and self._bot_audible():
+                await self._barge_in(utterance)
+            else:
+                previous.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await previous
+        self._utterance_count += 1
+        items = self.engines.responder.respond(turn, self.context)
+        await self._speak_items(items, f"response_{self._utterance_count}_done")
+
+    async def _speak_items(
+        self, items: AsyncIterator[SayText | TransferAction | HangupAction], mark: str
+    ) -> None:
+        """Say each text as it arrives, then carry out a trailing transfer/hang-up."""
+        utterance = _Utterance(
+            mark=mark, start_frame=self._pacer.stats.frames_sent + self._pacer_pending_frames()
+        )
+        self._speaking = utterance
+        action: TransferAction | HangupAction | None = None
+        try:
+            async for item in items:
+                if isinstance(item, SayText):
+                    await self._say(item, utterance)
+                else:
+                    action = item
+                    break
+        except asyncio.CancelledError:
+            raise
+        except TtsError as exc:
+            self.stats.errors += 1
+            log.error("speech synthesis failed: %s", exc)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("responder failed")
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if utterance.audio_started:
+            self._pacer.end_utterance(mark)
+            self.context.history.append(HistoryEntry("bot", utterance.text))
+            self._unanswered = ""
+        if action is not None:
+            await self._finish_with(action, utterance)
+            return
+        if utterance.audio_started:
+            await self._wait_played(utterance)
+        if self._speaking is utterance:
+            self._speaking = None
+
+    async def _say(self, item: SayText, utterance: _Utterance) -> None:
+        text = item.text.strip()
+        if not text:
+            return
+        fmt = self._audio_format.mono
+        stream = (
+            self.engines.line_cache.speak(self._tts, text, fmt)
+            if item.cacheable
+            else self._tts.synthesize(text)
+        )
+        frames_before = self._pacer_total_frames()
+        try:
+            async for chunk in stream:
+                if not utterance.audio_started:
+                    utterance.audio_started = True
+                await self._pacer.put_audio(chunk)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            utterance.sentences.append((text, self._pacer_total_frames() - frames_before))
+
+    def _pacer_pending_frames(self) -> int:
+        return self._pacer.queued_ms // FRAME_MS
+
+    def _pacer_total_frames(self) -> int:
+        return self._pacer.stats.frames_sent + self._pacer_pending_frames()
+
+    async def _wait_played(self, utterance: _Utterance) -> bool:
+        """Wait for the gateway's echo of the utterance's mark (bounded by the mark timeout)."""
+        await self._pacer.wait_idle()
+        if utterance.mark in self._played_marks:
+            return True
+        waiter = self._mark_waiters.setdefault(
+            utterance.mark, asyncio.get_running_loop().create_future()
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.settings.mark_timeout_s)
+            return True
+        except TimeoutError:
+            log.warning("no mark echo for %s within %.0f s", utterance.mark,
+                        self.settings.mark_timeout_s)
+            return False
+
+    async def _finish_with(
+        self, action: TransferAction | HangupAction, utterance: _Utterance
+    ) -> None:
+        if utterance.audio_started:
+            await self._wait_played(utterance)
+        self.state = CallState.ENDING
+        if isinstance(action, TransferAction):
+            log.info("transferring the caller")
+            frame = self.protocol.format_transfer(action.target)
+            if frame is not None:
+                await self._send(frame)
+            self.request_end("transferred")
+        else:
+            frame = self.protocol.format_hangup(action.reason)
+            if frame is not None:
+                await self._send(frame)
+            self.request_end(action.reason)
+
+    async def _apologise_and_end(self, reason: str) -> None:
+        """Never leave the caller in silence: say sorry, then end the call as failed."""
+        line = "I'm sorry, we're having technical difficulties. Please call back later. Goodbye."
+        try:
+            await asyncio.wait_for(
+                self._speak_items(_single(SayText(line, cacheable=True)), "apology_done"),
+                self.settings.mark_timeout_s + 10,
+            )
+        except Exception:
+            log.exception("could not say the apology")
+        self.request_end(reason, code=1011, failed=True)
+
+    # ------------------------------------------------------------------ output
+
+    def _new_pacer(self, fmt: AudioFormat) -> OutboundPacer:
+        pacer = OutboundPacer(self._send, self.protocol, fmt.mono, max_lead_ms=60)
+        pacer.on_frame_sent = self._on_frame_sent
+        return pacer
+
+    def _on_frame_sent(self) -> None:
+        if self._awaiting_first_frame and self._turn_ended_at is not None:
+            self._awaiting_first_frame = False
+            self.stats.response_latencies_ms.append((self._clock() - self._turn_ended_at) * 1000)
+
+    async def _send(self, message: str | bytes) -> None:
+        await self._send_raw(message)
+
+    def snapshot(self) -> dict[str, object]:
+        """A JSON-able summary for health/ops."""
+        return {
+            "call_id": self.call_id,
+            "session_id": self.session_id,
+            "state": self.state.value,
+            "protocol": self.protocol.name,
+            "frames_in": self.stats.frames_in,
+            "frames_out": self._pacer.stats.frames_sent,
+            "turns": self.stats.turns,
+            "barge_ins": self.stats.barge_ins,
+        }
+
+
+async def _single(
+    *items: SayText | TransferAction | HangupAction,
+) -> AsyncIterator[SayText | TransferAction | HangupAction]:
+    for item in items:
+        yield item

@@ -1,0 +1,1 @@
+"""The HTTP control plane: inbound-call answers, stream tokens, health and metrics."""

@@ -1,0 +1,139 @@
+"""``POST /api/voice/inbound``: answer an inbound call with a signed media WebSocket URL.
+
+Contract: PROTOCOLS.md §1. Idempotent per ``body.id``; 400 names the bad field; 401 on a
+wrong ``Verification-Token``; 503 at capacity.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
+from webhooks.tokens import StreamTokenIssuer
+
+__all__ = ["InboundCallHandler"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def _phone(party: Any, field: str) -> str:
+    """``body.from.phoneNumber``; absent is fine, the wrong type is not."""
+    if party is None:
+        return ""
+    if not isinstance(party, dict):
+        raise ValueError(f"body.{field} must be an object")
+    number = party.get("phoneNumber", "")
+    if not isinstance(number, str):
+        raise ValueError(f"body.{field}.phoneNumber must be a string")
+    return number
+
+
+class InboundCallHandler:
+    """The aiohttp handler for inbound-call webhooks.
+
+    Args:
+        manager: the call registry (capacity, idempotency).
+        tokens: mints stream tokens.
+        media_url: returns the public media base URL (known only after the socket binds).
+        verification_token: required ``Verification-Token`` header value, if configured.
+    """
+
+    def __init__(
+        self,
+        manager: CallSessionManager,
+        tokens: StreamTokenIssuer,
+        media_url: Callable[[], str],
+        verification_token: str | None,
+    ) -> None:
+        self._manager = manager
+        self._tokens = tokens
+        self._media_url = media_url
+        self._verification_token = verification_token
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Handle one webhook request."""
+        if self._verification_token is not None:
+            given = request.headers.get("Verification-Token", "")
+            if not hmac.compare_digest(given.encode(), self._verification_token.encode()):
+                log.warning("inbound webhook refused: wrong or missing Verification-Token")
+                return _error(401, "missing or wrong Verification-Token header")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:
+            payload = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(400, f"malformed JSON: {exc}")
+        if not isinstance(payload, dict):
+            return _error(400, "the request body must be a JSON object")
+        event = payload.get("event", "call.inbound")
+        if event != "call.inbound":
+            return _error(400, f"unsupported event {event!r} (expected call.inbound)", "event")
+        body = payload.get("body")
+        if not isinstance(body, dict):
+            return _error(400, "missing field body (an object)", "body")
+        call_id = body.get("id")
+        if not isinstance(call_id, str) or not call_id.strip() or len(call_id) > 128:
+            return _error(400, "missing field body.id (a non-empty string)", "body.id")
+        try:
+            from_number = _phone(body.get("from"), "from")
+            to_number = _phone(body.get("to"), "to")
+        except ValueError as exc:
+            return _error(400, str(exc), str(exc).split(" ")[0])
+
+        call_id_var.set(call_id)
+        existing = self._manager.ringing(call_id)
+        if existing is not None:
+            log.info("repeated inbound webhook: same answer")
+            return web.json_response(existing.answer)
+        try:
+            self._manager.check_capacity()
+        except AdmissionError as exc:
+            log.warning("inbound call rejected: %s", exc.reason)
+            reason = "at_capacity" if exc.reason == "at_capacity" else "shutting_down"
+            return web.json_response({"action": "reject", "reason": reason}, status=503)
+
+        session_id = str(uuid.uuid4())
+        query = urlencode(
+            {
+                "call_id": call_id,
+                "from_number": from_number,
+                "to_number": to_number,
+                "session_id": session_id,
+                "token": self._tokens.mint(call_id),
+            }
+        )
+        answer: dict[str, object] = {
+            "action": "answer",
+            "media": {
+                "type": "websocket",
+                "url": f"{self._media_url()}/api/voice/realtime/ws/call?{query}",
+                "format": {"encoding": "mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+        self._manager.add_ringing(
+            InboundCall(call_id, session_id, from_number, to_number, answer)
+        )
+        log.info("inbound call answered from %s to %s", mask_phone(from_number),
+                 mask_phone(to_number))
+        return web.json_response(answer)
