@@ -196,6 +196,8 @@ async def test_booking_request_asks_for_everything(
         ("reservation for five at noon tomorrow", "a table for five tomorrow at 12 PM"),
         ("reserve for 2 people tonight at 19:00", "a table for two tonight at 7 PM"),
         ("book a table for to on wensday at 8:15pm", "a table for two on Wednesday at 8:15 PM"),
+        ("table for 2 to morrow at 12:30 am", "a table for two tomorrow at 12:30 AM"),
+        ("book a table for 3 today at 00:15", "a table for three today at 12:15 AM"),
     ],
 )
 async def test_booking_in_one_sentence_is_confirmed(
@@ -215,6 +217,7 @@ async def test_booking_in_one_sentence_is_confirmed(
         ("book a table for tomorrow", "a table tomorrow", "how many people and what time"),
         ("reserve a table at 8 pm", "a table at 8 PM", "how many people and what day"),
         ("book a table for 2 on friday", "a table for two on Friday", "what time"),
+        ("book a table for 2 on monday at 99", "a table for two on Monday", "what time"),
     ],
 )
 async def test_partial_booking_echoes_and_asks_for_the_rest(
@@ -424,6 +427,14 @@ async def test_limit_is_configurable(ctx: ConversationContext) -> None:
 
 
 # --- small talk and robustness -------------------------------------------------------
+
+
+async def test_yes_to_anything_else_invites_the_request(
+    bot: RuleBasedResponder, ctx: ConversationContext
+) -> None:
+    await say(bot, ctx, "book a table for 2 tomorrow at 8")
+    assert texts(await say(bot, ctx, "yes")) == "Of course. What can I help you with?"
+    assert "opening hours" in texts(await say(bot, ctx, "yes"))  # nothing pending any more
 
 
 async def test_hello_and_thanks(bot: RuleBasedResponder, ctx: ConversationContext) -> None:
