@@ -98,7 +98,9 @@ class StopEvent:
     """The caller hung up / the stream ends."""
 
 
-MediaEvent = ConnectedEvent | StartEvent | AudioEvent | ConfigEvent | DtmfEvent | MarkEvent | StopEvent
+MediaEvent = (
+    ConnectedEvent | StartEvent | AudioEvent | ConfigEvent | DtmfEvent | MarkEvent | StopEvent
+)
 
 
 @dataclass(frozen=True, slots=True)
