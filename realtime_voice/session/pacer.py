@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from realtime_voice.audio.format import FRAME_MS, AudioEncoding, AudioFormat
+from realtime_voice.audio.codec import silence_byte
+from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.framing import FrameChunker
 from realtime_voice.protocols.base import MediaProtocol
 
@@ -71,7 +72,7 @@ class OutboundPacer:
         self._send = send
         self._protocol = protocol
         self._format = audio_format
-        self._silence_byte = _silence_byte(audio_format)
+        self._silence_byte = silence_byte(audio_format.encoding)
         self._chunker = FrameChunker(audio_format.frame_bytes, max_pending_bytes=1 << 20)
         self._lead_s = max_lead_ms / 1000
         self._frame_s = FRAME_MS / 1000
@@ -226,10 +227,3 @@ class OutboundPacer:
             if self.on_frame_sent is not None:
                 self.on_frame_sent()
 
-
-def _silence_byte(fmt: AudioFormat) -> int:
-    if fmt.encoding is AudioEncoding.MULAW:
-        return 0xFF
-    if fmt.encoding is AudioEncoding.ALAW:
-        return 0xD5
-    return 0x00
