@@ -216,6 +216,8 @@ class CallReport:
         hangup_reason: the bot's hang-up reason, if it hung up.
         errors: every ``error`` frame, as received.
         unexpected: server messages the protocol does not allow, with the problem.
+        notes: the caller's own problems that did not stop the call (e.g. no
+            recogniser installed, so the bot's speech was not transcribed).
         close_code: the WebSocket close code (``None`` if never connected).
         close_reason: the close reason text.
         ended_by: why the call ended.
@@ -235,6 +237,7 @@ class CallReport:
     hangup_reason: str | None = None
     errors: list[Mapping[str, Any]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
     ended_by: EndReason = "not_connected"
@@ -307,6 +310,7 @@ class CallReport:
         if self.unexpected:
             lines.append(f"unexpected server messages: {len(self.unexpected)}")
             lines.extend(f"  {u}" for u in self.unexpected)
+        lines.extend(f"note: {n}" for n in self.notes)
         if self.record_path:
             lines.append(f"recording: {self.record_path} (left: caller, right: bot)")
         return "\n".join(lines)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
@@ -236,7 +237,7 @@ class CallSession:
             utterance.text = await transcribe_mulaw(utterance.audio)
         except Exception as exc:
             # The call itself succeeded; a missing recogniser only loses the text.
-            self.report.unexpected.append(f"bot speech not transcribed: {exc}")
+            self.report.notes.append(f"bot speech not transcribed: {exc}")
             self._transcribe_enabled = False
 
     async def _transcribe_live(self, utterance: BotUtterance) -> None:
@@ -394,7 +395,7 @@ class CallSession:
             await self._clear(now)
         elif isinstance(message, BotTransfer):
             report.transfer = dict(message.target)
-            self._emit("CALL", f"transfer to {report.transfer}", now)
+            self._emit("CALL", f"transfer to {json.dumps(report.transfer)}", now)
             self._end_by_server("transfer")
         elif isinstance(message, BotHangup):
             report.hangup_reason = message.reason
@@ -425,7 +426,8 @@ class CallSession:
         self._on_playback(self._playback.advance(now), send_marks=True)
         for utterance in self._tracker.clear():
             self._utterance_closed(utterance)
-        self._emit("CALL", "clear (bot audio dropped)", now)
+        echoed = f"; marks {', '.join(cut)} echoed" if cut else ""
+        self._emit("CALL", f"clear (bot audio dropped{echoed})", now)
         lines = report.caller_lines
         latest = lines[-1] if lines else None
         # Only the first clear after the interruption began answers it.

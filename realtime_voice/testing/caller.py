@@ -20,6 +20,7 @@ Tests, the locust scenarios and ``realtime-voice call`` all use it::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import AsyncIterable, Callable, Sequence
@@ -45,7 +46,7 @@ from realtime_voice.testing.gateway_wire import (
     TwilioGatewayWire,
     new_twilio_sid,
 )
-from realtime_voice.testing.speech import caller_audio
+from realtime_voice.testing.speech import caller_audio, load_recogniser
 
 __all__ = [
     "BotUtterance",
@@ -228,7 +229,17 @@ class SimulatedCaller:
             script = _synthesize_stream(lines)
         options = self.options
         answer = await self._answer()
+        notes: list[str] = []
+        if options.transcribe_bot and options.transcribe_during_call:
+            # Loading the model mid-call would steal CPU from the call being measured
+            # (the stream token outlives this second or two).
+            try:
+                await load_recogniser()
+            except Exception as exc:  # the call goes on without the bot's text
+                notes.append(f"bot speech not transcribed: {exc}")
+                options = dataclasses.replace(options, transcribe_bot=False)
         report = CallReport(call_id=options.call_id, protocol=options.protocol)
+        report.notes.extend(notes)
         report.media_url = answer.media_url
         ws = await self._connect(answer.media_url)
         session = CallSession(options, ws, answer.wire, report)
@@ -308,6 +319,8 @@ class SimulatedCaller:
         return _Answer(media_url, params, RingCentralGatewayWire())
 
     async def _connect(self, url: str) -> ClientConnection:
+        # Messages never show the query: it carries the stream token.
+        shown = url.split("?", 1)[0]
         try:
             # No proxy (the media plane is reached directly, like a gateway does) and no
             # compression (gateways send raw frames; deflate would only cost CPU).
@@ -319,14 +332,14 @@ class SimulatedCaller:
                 max_size=2**20,
             )
         except InvalidURI as exc:
-            raise CallSetupError(f"bad media url {url!r}: {exc}") from exc
+            raise CallSetupError(f"bad media url {shown!r}: {exc}") from exc
         except InvalidHandshake as exc:
-            raise CallSetupError(f"media WebSocket {url} refused the connection: {exc}") from exc
+            raise CallSetupError(f"media WebSocket {shown} refused the connection: {exc}") from exc
         except TimeoutError as exc:
-            raise CallSetupError(f"media WebSocket {url} did not open in time") from exc
+            raise CallSetupError(f"media WebSocket {shown} did not open in time") from exc
         except OSError as exc:
             raise CallSetupError(
-                f"cannot reach the media WebSocket {url}: {_describe_os_error(exc)}"
+                f"cannot reach the media WebSocket {shown}: {_describe_os_error(exc)}"
             ) from exc
 
 

@@ -20,6 +20,7 @@ from realtime_voice.testing.wav import read_wav_mono
 __all__ = [
     "caller_audio",
     "clear_speech_cache",
+    "load_recogniser",
     "transcribe_mulaw",
     "trim_silence",
     "wav_to_mulaw",
@@ -132,6 +133,18 @@ def _segments(pcm: PCM16, rate: int) -> list[PCM16]:
         rest = rest[cut:]
     pieces.append(rest)
     return pieces
+
+
+async def load_recogniser() -> None:
+    """Load the offline recogniser now (in a thread), so a call never waits for it.
+
+    Raises:
+        ImportError: the offline engines are not installed.
+        SttError: the model could not be loaded.
+    """
+    from realtime_voice.providers.moonshine import MoonshineRecognizer
+
+    await asyncio.to_thread(MoonshineRecognizer.shared)
 
 
 def _transcribe_blocking(pcm16k: PCM16) -> str:
