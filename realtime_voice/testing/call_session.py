@@ -209,7 +209,8 @@ class CallSession:
         now = self._now()
         # Audio still queued when the line dropped was never heard.
         self._on_playback(self._playback.advance(now), send_marks=False)
-        self._tracker.flush()
+        for utterance in self._tracker.flush():
+            self._utterance_closed(utterance)
         report = self.report
         report.bot_utterances = list(self._tracker.finished)
         report.duration_s = now
@@ -231,6 +232,13 @@ class CallSession:
             right: list[Segment] = [(p.start, ulaw_to_pcm16(p.audio)) for p in self._played]
             write_stereo_wav(self._options.record_path, left, right)
             self.report.record_path = self._options.record_path
+
+    async def discard(self) -> None:
+        """Cancel transcriptions still running (the call failed or was cancelled)."""
+        pending = [t for t in self._transcriptions if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _transcribe(self, utterance: BotUtterance) -> None:
         try:

@@ -243,9 +243,12 @@ class SimulatedCaller:
         report.media_url = answer.media_url
         ws = await self._connect(answer.media_url)
         session = CallSession(options, ws, answer.wire, report)
-        async with ws:
-            await session.run(answer.custom_parameters, script)
-        await session.finish()
+        try:
+            async with ws:
+                await session.run(answer.custom_parameters, script)
+            await session.finish()
+        finally:
+            await session.discard()
         return report
 
     async def _answer(self) -> _Answer:
