@@ -169,6 +169,10 @@ class CallSessionManager:
             "success_rate": round(self.success_rate, 4),
         }
 
+    async def wait_idle(self) -> None:
+        """Wait until no session is live (every ended call has been released)."""
+        await self._idle.wait()
+
     # -- shutdown ----------------------------------------------------------------
 
     async def drain(self, timeout_s: float) -> None:

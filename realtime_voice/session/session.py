@@ -25,6 +25,7 @@ from ai_pipeline.responder import (
 from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.processor import AudioProcessor
 from realtime_voice.config import Settings
+from realtime_voice.log import call_id_var, session_id_var
 from realtime_voice.protocols.base import (
     AudioEvent,
     ConfigEvent,
@@ -254,6 +255,10 @@ class CallSession:
 
     async def say_goodbye_and_end(self, reason: str) -> None:
         """End politely (server shutdown): cut any answer, say goodbye, hang up."""
+        # Called from the shutdown task (gather wraps this in its own task): put the call's
+        # ids in this task's log context so its lines, and the goodbye task's, carry them.
+        call_id_var.set(self.call_id)
+        session_id_var.set(self.session_id)
         if self._ending:
             await self._ended.wait()
             return

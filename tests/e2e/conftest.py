@@ -1,0 +1,62 @@
+"""A real server on free ports with the offline engines, shared models per test process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from realtime_voice.config import Settings, load_settings
+from realtime_voice.server.app import VoiceServer
+from realtime_voice.session.engines import SpeechEngines, build_engines
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def e2e_settings(**overrides: object) -> Settings:
+    """Settings for a test server: loopback, free ports, short timeouts."""
+    base = load_settings({}, dotenv=None)
+    defaults: dict[str, object] = {
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "media_host": "127.0.0.1",
+        "media_port": 0,
+        "public_media_url": "",
+        "drain_timeout_s": 5.0,
+        "mark_timeout_s": 5.0,
+    }
+    defaults.update(overrides)
+    return dataclasses.replace(base, **defaults)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def engines() -> SpeechEngines:
+    """One set of engines (models load once per test process)."""
+    return build_engines(e2e_settings())
+
+
+ServerFactory = Callable[..., "AsyncIterator[VoiceServer]"]
+
+
+@pytest.fixture
+async def make_server(engines: SpeechEngines) -> AsyncIterator[Callable[..., object]]:
+    servers: list[VoiceServer] = []
+
+    async def factory(**overrides: object) -> VoiceServer:
+        server = VoiceServer(e2e_settings(**overrides), engines=engines)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        await server.stop(drain_timeout_s=2.0)
+
+
+@pytest.fixture
+async def server(make_server: Callable[..., object]) -> VoiceServer:
+    srv = await make_server()  # type: ignore[misc]
+    assert isinstance(srv, VoiceServer)
+    return srv
