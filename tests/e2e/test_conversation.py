@@ -16,8 +16,8 @@ import pytest
 
 from realtime_voice.audio.g711 import pcm16_to_ulaw
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.call_report import CallReport
+from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 
 pytestmark = pytest.mark.e2e
 
