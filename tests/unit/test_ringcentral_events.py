@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -62,8 +63,8 @@ def test_documentation_sample_parses() -> None:
     assert event.reason is None
 
 
-def _doc() -> dict:
-    doc: dict = json.loads(DOC_SAMPLE)
+def _doc() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(DOC_SAMPLE)
     return doc
 
 
