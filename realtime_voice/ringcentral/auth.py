@@ -10,6 +10,7 @@ again with the JWT (no refresh-token bookkeeping to lose).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -153,9 +154,8 @@ class RingCentralAuth:
             "POST",
             creds.server_url + TOKEN_PATH,
             deadlines=self._deadlines,
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "Authorization": _basic(creds)},
             form={"grant_type": JWT_BEARER_GRANT, "assertion": creds.jwt},
-            auth=aiohttp.BasicAuth(creds.client_id, creds.client_secret),
         )
         if resp.status == 429 or resp.status >= 500:
             raise api_error(resp, "POST", TOKEN_PATH)
@@ -181,3 +181,9 @@ class RingCentralAuth:
         margin = min(self._margin, expires_in / 2)
         log.info("ringcentral access token obtained (valid %d s)", int(expires_in))
         return _Token(value, self._clock() + expires_in - margin)
+
+
+def _basic(creds: RingCentralCredentials) -> str:
+    """HTTP Basic client authentication (RFC 7617) with the client id and secret."""
+    pair = f"{creds.client_id}:{creds.client_secret}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")

@@ -57,12 +57,14 @@ class RingCentralClient:
         self._http = http if http is not None else aiohttp.ClientSession()
         self._deadlines = deadlines
         self._retry = retry or RetryPolicy()
+        # The token fetch runs inside each request's retry loop; retrying it there too
+        # would multiply the attempts (3 x 3), so it gets a single try of its own.
         self.auth = RingCentralAuth(
             credentials,
             self._http,
             refresh_margin_s=refresh_margin_s,
             deadlines=deadlines,
-            retry=self._retry,
+            retry=RetryPolicy(attempts=1),
             clock=clock,
         )
         self._closed = False

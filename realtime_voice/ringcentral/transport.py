@@ -106,7 +106,6 @@ async def exchange(
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
     form: Mapping[str, str] | None = None,
-    auth: aiohttp.BasicAuth | None = None,
 ) -> RawResponse:
     """Send one request and read the whole answer.
 
@@ -120,7 +119,6 @@ async def exchange(
             headers=dict(headers or {}),
             json=json_body,
             data=form,
-            auth=auth,
             timeout=deadlines,
             allow_redirects=False,
         ) as resp:

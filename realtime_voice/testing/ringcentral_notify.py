@@ -30,6 +30,7 @@ __all__ = [
     "MAX_HANDSHAKE_RESPONSE_BYTES",
     "HandshakeResult",
     "WebhookNotifier",
+    "post_notification",
     "telephony_notification",
     "validate_webhook",
 ]
@@ -232,6 +233,37 @@ def telephony_notification(
     }
 
 
+async def post_notification(
+    http: aiohttp.ClientSession,
+    url: str,
+    notification: dict[str, Any] | bytes | str,
+    verification_token: str | None,
+    *,
+    timeout_s: float = 10.0,
+) -> int:
+    """POST one notification with RingCentral's headers; returns the HTTP status.
+
+    Raises:
+        aiohttp.ClientError: the webhook could not be reached.
+        TimeoutError: no answer within ``timeout_s``.
+    """
+    headers = {
+        "Content-Type": "application/json; charset=UTF-8",
+        "Accept": "application/json",
+        "User-Agent": "RingCentral-Webhook/8.3",
+    }
+    if verification_token is not None:
+        headers["Verification-Token"] = verification_token
+    data = (
+        notification if isinstance(notification, (bytes, str)) else json.dumps(notification)
+    )
+    async with http.post(
+        url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+    ) as resp:
+        await resp.read()
+        return resp.status
+
+
 @dataclass
 class _Call:
     party_id: str
@@ -287,21 +319,9 @@ class WebhookNotifier:
 
     async def send(self, notification: dict[str, Any] | bytes | str) -> int:
         """POST one notification; returns the HTTP status."""
-        headers = {
-            "Content-Type": "application/json; charset=UTF-8",
-            "Accept": "application/json",
-            "User-Agent": "RingCentral-Webhook/8.3",
-        }
-        if self.verification_token is not None:
-            headers["Verification-Token"] = self.verification_token
-        data = (
-            notification
-            if isinstance(notification, (bytes, str))
-            else json.dumps(notification).encode()
+        return await post_notification(
+            self._http, self.url, notification, self.verification_token
         )
-        async with self._http.post(self.url, data=data, headers=headers) as resp:
-            await resp.read()
-            return resp.status
 
     async def status(
         self, telephony_session_id: str, status: str, reason: str | None = None
