@@ -1,0 +1,205 @@
+"""``POST /api/voice/twilio/incoming``: answer a Twilio (or SignalWire) call with TwiML.
+
+Contract: PROTOCOLS.md §3. The answer connects the call to our media plane::
+
+    <Response><Connect><Stream url="wss://HOST/api/voice/twilio/ws">
+      <Parameter name="token" value="..."/></Stream></Connect></Response>
+
+with a stream token bound to the form's ``CallSid`` (the media plane checks it against
+the ``start`` message's ``callSid``). The call is held as ringing in the
+`CallSessionManager` so it counts against capacity and the media session learns the
+numbers; at capacity or while draining the answer is ``<Reject reason="busy"/>``.
+
+When ``TWILIO_AUTH_TOKEN`` is set, ``X-Twilio-Signature`` must be Twilio's signature of
+the request: base64 HMAC-SHA1, keyed with the auth token, over the full URL Twilio
+requested followed by every POST parameter's name and value, sorted by name. Behind a
+TLS-terminating proxy the URL we see is not the one Twilio signed, so the public base
+URL (``VOICE_PUBLIC_HTTP_URL``) is used when configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+from xml.sax.saxutils import quoteattr
+
+from aiohttp import web
+
+from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
+from webhooks.tokens import StreamTokenIssuer
+
+__all__ = [
+    "TWILIO_INCOMING_PATH",
+    "TWILIO_STREAM_PATH",
+    "TwilioAnswerHandler",
+    "add_twilio_routes",
+    "twilio_signature",
+    "verify_twilio_signature",
+]
+
+log = logging.getLogger(__name__)
+
+TWILIO_INCOMING_PATH = "/api/voice/twilio/incoming"
+TWILIO_STREAM_PATH = "/api/voice/twilio/ws"
+MAX_BODY_BYTES = 64 * 1024
+_TWIML_TYPE = "text/xml"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """Twilio's request signature.
+
+    Args:
+        auth_token: the account's auth token (the HMAC key).
+        url: the full URL Twilio requested, query string included.
+        params: the POST form parameters (name, value); repeated names are allowed.
+
+    Returns:
+        base64 of HMAC-SHA1 over the URL followed by each name and value, sorted.
+    """
+    # Sorting whole pairs orders repeated names by value, a stable choice either way.
+    data = url + "".join(name + value for name, value in sorted(params))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_twilio_signature(
+    auth_token: str, url: str, params: Iterable[tuple[str, str]], signature: str
+) -> bool:
+    """Whether ``signature`` is Twilio's signature of this request.
+
+    The URL is tried as given and with its default port added or removed, since proxies
+    and Twilio disagree on whether ``:443`` is part of the URL.
+    """
+    pairs = list(params)
+    given = signature.encode()
+    return any(
+        hmac.compare_digest(twilio_signature(auth_token, candidate, pairs).encode(), given)
+        for candidate in _url_variants(url)
+    )
+
+
+def _url_variants(url: str) -> list[str]:
+    parts = urlsplit(url)
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.username or default is None:
+        return [url]
+    if parts.port is None:
+        other = parts._replace(netloc=f"{host}:{default}")
+    elif parts.port == default:
+        other = parts._replace(netloc=host)
+    else:
+        return [url]
+    return [url, urlunsplit(other)]
+
+
+class TwilioAnswerHandler:
+    """The aiohttp handler of Twilio's incoming-call webhook.
+
+    Args:
+        manager: the call registry (capacity, numbers for the media session).
+        tokens: mints stream tokens.
+        media_url: the public media base URL (``wss://voice.example.com``).
+        auth_token: ``TWILIO_AUTH_TOKEN``; when set the signature is required.
+        public_http_url: ``VOICE_PUBLIC_HTTP_URL``, the base URL Twilio is configured with
+            (``https://voice.example.com``); None uses the URL the request arrived on.
+    """
+
+    def __init__(
+        self,
+        manager: CallSessionManager,
+        tokens: StreamTokenIssuer,
+        media_url: Callable[[], str],
+        *,
+        auth_token: str | None = None,
+        public_http_url: str | None = None,
+    ) -> None:
+        self._manager = manager
+        self._tokens = tokens
+        self._media_url = media_url
+        self._auth_token = auth_token
+        self._public_http_url = public_http_url.rstrip("/") if public_http_url else None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one incoming-call request with TwiML."""
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:
+            form = await request.post()
+        except ValueError as exc:  # aiohttp's own limit or a broken form body
+            return _error(400, f"unreadable form body: {exc}")
+        params = [(name, value) for name, value in form.items() if isinstance(value, str)]
+        if self._auth_token is not None:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            url = self._signed_url(request)
+            if not signature or not verify_twilio_signature(
+                self._auth_token, url, params, signature
+            ):
+                log.warning("twilio incoming call refused: bad or missing X-Twilio-Signature")
+                return _error(403, "missing or invalid X-Twilio-Signature")
+        call_sid = form.get("CallSid")
+        if not isinstance(call_sid, str) or not call_sid.strip() or len(call_sid) > 128:
+            return _error(400, "missing field CallSid (a non-empty string)", "CallSid")
+        from_number = _form_str(form.get("From"))
+        to_number = _form_str(form.get("To"))
+        call_id_var.set(call_sid)
+
+        existing = self._manager.ringing(call_sid)
+        if existing is not None and isinstance(existing.answer.get("twiml"), str):
+            log.info("repeated twilio incoming-call request: same answer")
+            return _twiml(str(existing.answer["twiml"]))
+        try:
+            self._manager.check_capacity()
+        except AdmissionError as exc:
+            log.warning("twilio call rejected: %s", exc.reason)
+            return _twiml('<Response><Reject reason="busy"/></Response>')
+
+        stream_url = f"{self._media_url()}{TWILIO_STREAM_PATH}"
+        token = self._tokens.mint(call_sid)
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Response><Connect><Stream url={quoteattr(stream_url)}>"
+            f'<Parameter name="token" value={quoteattr(token)}/>'
+            "</Stream></Connect></Response>"
+        )
+        self._manager.add_ringing(
+            InboundCall(call_sid, str(uuid.uuid4()), from_number, to_number, {"twiml": twiml})
+        )
+        log.info(
+            "twilio call answered from %s to %s", mask_phone(from_number), mask_phone(to_number)
+        )
+        return _twiml(twiml)
+
+    def _signed_url(self, request: web.Request) -> str:
+        if self._public_http_url is not None:
+            return self._public_http_url + request.rel_url.raw_path_qs
+        return str(request.url)
+
+
+def add_twilio_routes(app: web.Application, handler: TwilioAnswerHandler) -> None:
+    """Register ``POST /api/voice/twilio/incoming``."""
+    app.router.add_post(TWILIO_INCOMING_PATH, handler.handle)
+
+
+def _form_str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _twiml(xml: str) -> web.Response:
+    return web.Response(text=xml, content_type=_TWIML_TYPE, charset="utf-8")
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
