@@ -161,6 +161,11 @@ class RingCentralSimulator:
             await self._http.close()
             self._http = None
 
+    async def wait_delivered(self) -> None:
+        """Wait until every notification announced so far has been delivered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def fail_token(self, times: int = 1, status: int = 401) -> None:
         """Make the next ``times`` token requests fail with ``status``."""
         self._token_fault = _Fault(times, status)

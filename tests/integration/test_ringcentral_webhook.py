@@ -388,7 +388,8 @@ class _SilentTts:
         yield b""
 
 
-def _live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession, list[Any]]:
+def live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession, list[Any]]:
+    """A real, admitted (not started) session whose socket closes are recorded."""
     closed: list[Any] = []
 
     async def send(message: str | bytes) -> None:
@@ -428,7 +429,7 @@ def _live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSessio
 )
 async def test_disconnected_ends_the_live_session(rig: Rig, rc_reason: str, ours: str) -> None:
     tsid = rig.notifier.new_call()
-    session, closed = _live_session(rig.manager, tsid)
+    session, closed = live_session(rig.manager, tsid)
     await rig.notifier.status(tsid, "Answered")
     await rig.webhook.join()
     assert not session.is_ended
@@ -442,7 +443,7 @@ async def test_disconnected_ends_the_live_session(rig: Rig, rc_reason: str, ours
 
 async def test_a_bound_call_id_is_matched(rig: Rig) -> None:
     tsid = rig.notifier.new_call()
-    session, _ = _live_session(rig.manager, "gateway-call-77")
+    session, _ = live_session(rig.manager, "gateway-call-77")
     rig.webhook.bind_call(tsid, "gateway-call-77")
     await rig.notifier.status(tsid, "Gone")
     await rig.webhook.join()
@@ -454,7 +455,7 @@ async def test_a_bound_call_id_is_matched(rig: Rig) -> None:
 
 async def test_other_sessions_are_left_alone(rig: Rig) -> None:
     tsid = rig.notifier.new_call()
-    bystander, closed = _live_session(rig.manager, "someone-else")
+    bystander, closed = live_session(rig.manager, "someone-else")
     await rig.notifier.status(tsid, "Disconnected", "CallFinished")
     await rig.webhook.join()
     assert not bystander.is_ended
