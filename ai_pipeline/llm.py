@@ -6,7 +6,7 @@ OpenAI SDK stays inside one module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,8 +64,10 @@ class ChatModel(Protocol):
 
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
-    ) -> AsyncIterator[TextDelta | ToolCall]:
+    ) -> AsyncGenerator[TextDelta | ToolCall, None]:
         """Stream the answer: text fragments as they arrive, tool calls once complete.
+
+        Consume it inside ``contextlib.aclosing`` so barge-in closes the HTTP stream at once.
 
         Raises:
             LlmError: the model failed or missed its deadline.
