@@ -45,6 +45,7 @@ __all__ = [
     "RecordedCallEvent",
     "RingCentralWebhook",
     "TelephonyLeg",
+    "WebhookStats",
     "add_ringcentral_routes",
     "session_end_reason",
 ]
@@ -164,7 +165,23 @@ def session_end_reason(rc_reason: str) -> str:
 
 
 @dataclass
-class _Stats:
+class WebhookStats:
+    """Counters of the notifications webhook (for metrics and logs).
+
+    Attributes:
+        handshakes: subscription handshakes answered.
+        accepted: notifications taken for processing.
+        duplicates: notifications dropped as a repeated ``uuid``.
+        late: notifications dropped as older than one already applied.
+        unauthorized: requests refused for the verification token (401).
+        malformed: requests refused as malformed (400).
+        ignored: notifications of event types we do not act on.
+        applied: telephony events applied.
+        sink_errors: sink calls that raised.
+        sessions_ended: live sessions ended by a Disconnected/Gone party.
+        by_status: applied events per party status code.
+    """
+
     handshakes: int = 0
     accepted: int = 0
     duplicates: int = 0
@@ -221,12 +238,13 @@ class RingCentralWebhook:
         self._ready: deque[TelephonySessionEvent] = deque()
         self._legs: OrderedDict[str, TelephonyLeg] = OrderedDict()
         self._calls: dict[str, str] = {}  # telephonySessionId -> our call id, when bound
+        self._sessions_of: dict[str, str] = {}  # our call id -> telephonySessionId
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._enders: set[asyncio.Task[None]] = set()
-        self.stats = _Stats()
+        self.stats = WebhookStats()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -262,8 +280,10 @@ class RingCentralWebhook:
         """Tell the webhook which live call carries this telephony session, when the media
         gateway's call id is not the telephonySessionId itself."""
         self._calls[telephony_session_id] = call_id
+        self._sessions_of[call_id] = telephony_session_id
         while len(self._calls) > self._max_legs:
-            del self._calls[next(iter(self._calls))]
+            oldest = next(iter(self._calls))
+            self._sessions_of.pop(self._calls.pop(oldest), None)
 
     def leg(self, telephony_session_id: str) -> TelephonyLeg | None:
         """The last known party state of a telephony session (for Call Control)."""
@@ -271,13 +291,10 @@ class RingCentralWebhook:
 
     def leg_for_call(self, call_id: str) -> TelephonyLeg | None:
         """The telephony leg of one of our calls (bound, or same id), if known."""
-        leg = self._legs.get(call_id)
-        if leg is not None:
-            return leg
-        for tsid, bound in self._calls.items():
-            if bound == call_id:
-                return self._legs.get(tsid)
-        return None
+        tsid = self._sessions_of.get(call_id)
+        if tsid is not None:
+            return self._legs.get(tsid)
+        return self._legs.get(call_id)
 
     # ------------------------------------------------------------------ HTTP
 
