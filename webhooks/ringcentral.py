@@ -285,6 +285,11 @@ class RingCentralWebhook:
             oldest = next(iter(self._calls))
             self._sessions_of.pop(self._calls.pop(oldest), None)
 
+    def call_id_for(self, telephony_session_id: str) -> str:
+        """Our call id for a telephony session: the bound one, else the session id itself
+        (a gateway that uses the telephonySessionId as its call id needs no binding)."""
+        return self._calls.get(telephony_session_id, telephony_session_id)
+
     def leg(self, telephony_session_id: str) -> TelephonyLeg | None:
         """The last known party state of a telephony session (for Call Control)."""
         return self._legs.get(telephony_session_id)
@@ -393,8 +398,7 @@ class RingCentralWebhook:
         party = event.party
         if party is None:
             return
-        tsid = event.telephony_session_id
-        token = call_id_var.set(self._calls.get(tsid, tsid))
+        token = call_id_var.set(self.call_id_for(event.telephony_session_id))
         try:
             self.stats.applied += 1
             code = party.status.code
@@ -446,8 +450,7 @@ class RingCentralWebhook:
     def _end_live_session(self, event: TelephonySessionEvent, rc_reason: str) -> None:
         if self._manager is None:
             return
-        tsid = event.telephony_session_id
-        call_id = self._calls.get(tsid, tsid)
+        call_id = self.call_id_for(event.telephony_session_id)
         session = self._manager.get(call_id)
         if session is None or session.is_ended:
             return

@@ -12,6 +12,7 @@ webhook acknowledges and ignores.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,21 @@ class TelephonySessionEvent:
     timestamp: str = ""
     subscription_id: str = ""
     owner_id: str = ""
+
+    @property
+    def occurred_at(self) -> dt.datetime | None:
+        """``body.eventTime`` (else ``timestamp``) as an aware UTC datetime, if parseable."""
+        for text in (self.event_time, self.timestamp):
+            if not text:
+                continue
+            try:
+                moment = dt.datetime.fromisoformat(text)
+            except ValueError:
+                continue
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            return moment.astimezone(dt.UTC)
+        return None
 
     @property
     def party(self) -> Party | None:

@@ -445,6 +445,8 @@ async def test_a_bound_call_id_is_matched(rig: Rig) -> None:
     tsid = rig.notifier.new_call()
     session, _ = live_session(rig.manager, "gateway-call-77")
     rig.webhook.bind_call(tsid, "gateway-call-77")
+    assert rig.webhook.call_id_for(tsid) == "gateway-call-77"
+    assert rig.webhook.call_id_for("s-unbound") == "s-unbound"
     await rig.notifier.status(tsid, "Gone")
     await rig.webhook.join()
     assert session.is_ended

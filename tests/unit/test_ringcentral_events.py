@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -61,6 +62,7 @@ def test_documentation_sample_parses() -> None:
     assert party.extension_id == "809646016"
     assert event.status_code == "Setup"
     assert event.reason is None
+    assert event.occurred_at == dt.datetime(2020, 6, 14, 19, 27, 18, 340000, tzinfo=dt.UTC)
 
 
 def _doc() -> dict[str, Any]:
@@ -148,3 +150,15 @@ def test_a_sequence_that_is_a_float_is_refused() -> None:
     with pytest.raises(NotificationError) as info:
         parse_notification(json.dumps(doc))
     assert info.value.field == "body.sequence"
+
+
+def test_occurred_at_falls_back_to_the_timestamp_and_tolerates_junk() -> None:
+    doc = _doc()
+    doc["body"]["eventTime"] = "yesterday"
+    event = parse_notification(json.dumps(doc))
+    assert isinstance(event, TelephonySessionEvent)
+    assert event.occurred_at == dt.datetime(2020, 6, 14, 19, 27, 18, 390000, tzinfo=dt.UTC)
+    doc["timestamp"] = ""
+    event = parse_notification(json.dumps(doc))
+    assert isinstance(event, TelephonySessionEvent)
+    assert event.occurred_at is None
