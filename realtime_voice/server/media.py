@@ -277,7 +277,9 @@ class MediaServer:
                 await asyncio.sleep(min(1.0, timeout / 4))
                 if time.monotonic() - last_activity > timeout:
                     log.warning("no audio or message for %.0f s: ending the call", timeout)
-                    await session.end("inactivity_timeout")
+                    # In its own task: ending closes the socket, which ends the receive loop,
+                    # which cancels this watchdog; end() must not be what gets cancelled.
+                    session.request_end("inactivity_timeout")
                     return
 
         dog = asyncio.get_running_loop().create_task(watchdog(), name="watchdog")

@@ -179,6 +179,7 @@ class CallSession:
         self._ending = False
         self._ended = asyncio.Event()
         self._media_started = False
+        self._end_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -220,6 +221,26 @@ class CallSession:
         if self.state not in TERMINAL_STATES:
             self.state = CallState.ENDING
         log.info("call ending: %s (close %d)", reason, code)
+        try:
+            await self._release(code, reason)
+        finally:
+            # Even if the task running end() is cancelled half-way, the session is over:
+            # anyone waiting on it (the media handler, the manager's drain) must wake up.
+            self.stats.frames_out = self._pacer.stats.frames_sent
+            self.state = CallState.FAILED if failed else CallState.ENDED
+            self.ended_at = time.time()
+            self._ended.set()
+        log.info(
+            "call ended: state=%s frames_in=%d frames_out=%d turns=%d barge_ins=%d",
+            self.state.value,
+            self.stats.frames_in,
+            self.stats.frames_out,
+            self.stats.turns,
+            self.stats.barge_ins,
+        )
+
+    async def _release(self, code: int, reason: str) -> None:
+        """Stop the call's tasks, the pacer and the recogniser; close the socket."""
         current = asyncio.current_task()
         tasks = [t for t in (self._speech_task, self._stt_task) if t is not None]
         for task in tasks:
@@ -238,20 +259,8 @@ class CallSession:
                 await self._stt.stop()
             except Exception:
                 log.exception("recogniser did not stop cleanly")
-        self.stats.frames_out = self._pacer.stats.frames_sent
         with contextlib.suppress(Exception):
             await self._close_socket(code, reason[:120])
-        self.state = CallState.FAILED if failed else CallState.ENDED
-        self.ended_at = time.time()
-        self._ended.set()
-        log.info(
-            "call ended: state=%s frames_in=%d frames_out=%d turns=%d barge_ins=%d",
-            self.state.value,
-            self.stats.frames_in,
-            self.stats.frames_out,
-            self.stats.turns,
-            self.stats.barge_ins,
-        )
 
     async def say_goodbye_and_end(self, reason: str) -> None:
         """End politely (server shutdown): cut any answer, say goodbye, hang up."""
@@ -285,9 +294,11 @@ class CallSession:
 
     def request_end(self, reason: str, *, code: int = 1000, failed: bool = False) -> None:
         """Schedule `end` from inside one of the session's own tasks."""
-        asyncio.get_running_loop().create_task(
-            self.end(reason, code=code, failed=failed), name="end"
-        )
+        if self._end_task is None:
+            # Keep a reference: the loop holds tasks only weakly.
+            self._end_task = asyncio.get_running_loop().create_task(
+                self.end(reason, code=code, failed=failed), name="end"
+            )
 
     # ------------------------------------------------------------------ inbound
 
