@@ -462,3 +462,25 @@ async def test_other_sessions_are_left_alone(rig: Rig) -> None:
     await rig.webhook.join()
     assert not bystander.is_ended
     assert closed == []
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole() -> None:
+    from unittest import mock
+
+    from aiohttp import StreamReader
+    from aiohttp.test_utils import make_mocked_request
+
+    from webhooks.ringcentral import _read_body
+
+    protocol = mock.Mock(_reading_paused=False)
+    stream = StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
+    request = make_mocked_request("POST", WEBHOOK_PATH, payload=stream)
+    body = json.dumps(telephony_notification(
+        telephony_session_id="s-pieces", party_id="p-1", sequence=1, status="Proceeding"
+    )).encode()
+    stream.feed_data(body[:100])
+    reading = asyncio.create_task(_read_body(request, 64 * 1024))
+    await asyncio.sleep(0)  # let the reader take the first piece before the rest arrives
+    stream.feed_data(body[100:])
+    stream.feed_eof()
+    assert await reading == body
