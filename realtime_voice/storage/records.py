@@ -19,6 +19,7 @@ from typing import Any, Literal
 from realtime_voice.storage.models import EVENT_KINDS
 
 __all__ = [
+    "NOTIFICATION_SEQ_BASE",
     "CallEnd",
     "CallStart",
     "CallUpdate",
@@ -30,6 +31,11 @@ __all__ = [
     "record_from_json",
     "record_to_json",
 ]
+
+NOTIFICATION_SEQ_BASE = 1_000_000
+"""Event ``seq`` offset for events recorded outside the session (RingCentral notifications:
+``NOTIFICATION_SEQ_BASE + body.sequence``), so they never collide with the session's own
+numbering (0, 1, 2...) under the ``(call, seq)`` idempotency key."""
 
 EventKind = Literal["state_change", "transfer", "error", "notification", "dtmf", "barge_in"]
 
