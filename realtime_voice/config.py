@@ -62,6 +62,8 @@ class Settings:
     stt_provider: str = "auto"
     tts_provider: str = "auto"
     llm_provider: str = "auto"
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    public_http_url: str | None = None
     transfer_phone_number: str = "+15555550100"
     business_name: str = "Bella Vista"
     log_level: str = "INFO"
@@ -279,6 +281,10 @@ def load_settings(
         rc_client_id=r.opt("RC_CLIENT_ID"),
         rc_client_secret=r.opt("RC_CLIENT_SECRET"),
         rc_jwt_token=r.opt("RC_JWT_TOKEN"),
+        twilio_auth_token=r.opt("TWILIO_AUTH_TOKEN"),
+        public_http_url=r.get(
+            "VOICE_PUBLIC_HTTP_URL", _http_url, None, "an http(s):// URL such as https://voice.example.com"
+        ),
         transfer_phone_number=r.get(
             "VOICE_TRANSFER_NUMBER", _e164, "+15555550100", "an E.164 number such as +15555550100"
         ),

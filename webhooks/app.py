@@ -15,7 +15,9 @@ from realtime_voice.health import HealthReporter
 from realtime_voice.metrics import render_metrics
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.inbound import InboundCallHandler
+from webhooks.ringcentral import RingCentralWebhook, add_ringcentral_routes
 from webhooks.tokens import StreamTokenIssuer
+from webhooks.twilio_answer import TwilioAnswerHandler, add_twilio_routes
 
 __all__ = ["build_http_app"]
 
@@ -27,8 +29,10 @@ def build_http_app(
     health: HealthReporter,
     media_url: Callable[[], str],
     verification_token: str | None,
+    ringcentral: RingCentralWebhook | None = None,
+    twilio: TwilioAnswerHandler | None = None,
 ) -> web.Application:
-    """Routes: inbound answer, health, metrics."""
+    """Routes: inbound answer, health, metrics; RingCentral notifications and Twilio TwiML."""
     app = web.Application(client_max_size=64 * 1024)
 
     async def health_handler(request: web.Request) -> web.Response:
@@ -46,4 +50,8 @@ def build_http_app(
     app.router.add_post("/api/voice/inbound", inbound.handle)
     app.router.add_get("/api/voice/realtime/health", health_handler)
     app.router.add_get("/metrics", metrics_handler)
+    if ringcentral is not None:
+        add_ringcentral_routes(app, ringcentral)
+    if twilio is not None:
+        add_twilio_routes(app, twilio)
     return app

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
+from webhooks.body import read_body
 from webhooks.tokens import StreamTokenIssuer
 
 __all__ = ["InboundCallHandler"]
@@ -77,8 +78,8 @@ class InboundCallHandler:
                 return _error(401, "missing or wrong Verification-Token header")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
+        raw = await read_body(request, MAX_BODY_BYTES)
+        if raw is None:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             payload = json.loads(raw)

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
 from realtime_voice.session.manager import CallSessionManager
+from webhooks.body import read_body
 from webhooks.ringcentral_events import (
     ENDED_CODES,
     RINGING_CODES,
@@ -307,7 +308,7 @@ class RingCentralWebhook:
         """Handle one POST from RingCentral."""
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-        raw = await _read_body(request, MAX_BODY_BYTES)
+        raw = await read_body(request, MAX_BODY_BYTES)
         if raw is None:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         validation = request.headers.get("Validation-Token")
@@ -477,24 +478,6 @@ def add_ringcentral_routes(app: web.Application, webhook: RingCentralWebhook) ->
     app.router.add_post(WEBHOOK_PATH, webhook.handle)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None when it is over ``limit`` bytes.
-
-    ``StreamReader.read(n)`` returns what has arrived so far, which over a real network
-    can be part of the body: read until the end.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
 
 
 def _is_handshake(raw: bytes) -> bool:

@@ -6,7 +6,7 @@ bridge and the offline engines are interchangeable).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -136,11 +136,12 @@ class SpeechToText(Protocol):
 class TextToSpeech(Protocol):
     """A synthesiser bound to one call's wire format."""
 
-    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         """Stream audio for ``text`` in the call's wire codec, as it is produced.
 
         The first bytes come as soon as the first sentence (or clause) is ready.
-        Cancelling the consuming task (or closing the iterator) stops the work.
+        Consume it inside ``contextlib.aclosing`` (or ``aclose`` it) so that barge-in
+        stops the work at once rather than at garbage collection.
 
         Raises:
             TtsError: synthesis failed.

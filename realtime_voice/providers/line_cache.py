@@ -7,7 +7,8 @@ are the same for every call, so their audio is kept per (text, wire format).
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.providers.base import TextToSpeech
@@ -55,7 +56,9 @@ class LineCache:
             _, evicted = self._entries.popitem(last=False)
             self._bytes -= len(evicted)
 
-    async def speak(self, tts: TextToSpeech, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:
+    async def speak(
+        self, tts: TextToSpeech, text: str, fmt: AudioFormat
+    ) -> AsyncGenerator[bytes, None]:
         """Stream ``text``: from the cache when present, else from ``tts`` while filling it.
 
         A synthesis cut short (barge-in, error) is not cached.
@@ -67,14 +70,9 @@ class LineCache:
             return
         self.misses += 1
         parts: list[bytes] = []
-        stream = tts.synthesize(text)
-        try:
+        # Close the engine's stream at once on barge-in rather than at garbage collection.
+        async with contextlib.aclosing(tts.synthesize(text)) as stream:
             async for chunk in stream:
                 parts.append(chunk)
                 yield chunk
-        finally:
-            # Close the engine's stream at once on barge-in rather than at garbage collection.
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
         self.put(text, fmt, b"".join(parts))

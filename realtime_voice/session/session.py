@@ -558,14 +558,11 @@ class CallSession:
         )
         frames_before = self._pacer_total_frames()
         try:
-            async for chunk in stream:
-                if not utterance.audio_started:
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
                     utterance.audio_started = True
-                await self._pacer.put_audio(chunk)
+                    await self._pacer.put_audio(chunk)
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
             utterance.sentences.append((text, self._pacer_total_frames() - frames_before))
 
     def _pacer_pending_frames(self) -> int:
