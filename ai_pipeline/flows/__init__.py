@@ -1,0 +1,1 @@
+"""The conversation flows shipped with the package (JSON data files, one per flow)."""
