@@ -41,11 +41,14 @@ class Settings:
     max_calls: int = 100
     max_message_bytes: int = 65536
     drain_timeout_s: float = 30.0
-    barge_in_min_speech_ms: int = 64
+    barge_in_min_speech_ms: int = 32
     vad_threshold: float = 0.5
     end_of_turn_silence_ms: int = 500
     mark_timeout_s: float = 10.0
     database_url: str = "sqlite:///./var/realtime_voice.db"
+    spool_dir: str = "./var/spool"
+    spool_max_bytes: int = 256 * 1024 * 1024
+    api_token: str | None = field(default=None, repr=False)
     deepgram_api_key: str | None = field(default=None, repr=False)
     deepgram_model: str = "nova-3"
     deepgram_tts_model: str = "aura-2-thalia-en"
@@ -249,7 +252,7 @@ def load_settings(
             "VOICE_DRAIN_TIMEOUT", _positive_float, 30.0, "a positive number of seconds"
         ),
         barge_in_min_speech_ms=r.get(
-            "VOICE_BARGE_IN_MIN_SPEECH_MS", _positive_int, 64, "a positive number of milliseconds"
+            "VOICE_BARGE_IN_MIN_SPEECH_MS", _positive_int, 32, "a positive number of milliseconds"
         ),
         vad_threshold=r.get("VOICE_VAD_THRESHOLD", _fraction, 0.5, "a number between 0 and 1"),
         end_of_turn_silence_ms=r.get(
@@ -264,6 +267,11 @@ def load_settings(
             str(default("database_url")),
             "an SQLAlchemy URL such as postgresql+psycopg://user@host/db",
         ),
+        spool_dir=r.get("VOICE_SPOOL_DIR", str, "./var/spool", "a directory path"),
+        spool_max_bytes=r.get(
+            "VOICE_SPOOL_MAX_BYTES", _positive_int, 256 * 1024 * 1024, "a positive number of bytes"
+        ),
+        api_token=r.opt("VOICE_API_TOKEN"),
         deepgram_api_key=r.opt("DEEPGRAM_API_KEY"),
         deepgram_model=r.get("DEEPGRAM_MODEL", str, "nova-3", "a Deepgram model name"),
         deepgram_tts_model=r.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from realtime_voice import __version__
@@ -23,7 +24,13 @@ class HealthReporter:
     ``unhealthy`` (HTTP 503) when this process cannot take a call (draining or full).
     """
 
-    def __init__(self, manager: CallSessionManager, engines: _HasDeepgramStatus) -> None:
+    def __init__(
+        self,
+        manager: CallSessionManager,
+        engines: _HasDeepgramStatus,
+        database: Callable[[], str] | None = None,
+    ) -> None:
+        self._database = database
         self._manager = manager
         self._engines = engines
         self._started = time.monotonic()
@@ -31,8 +38,7 @@ class HealthReporter:
     def report(self) -> tuple[int, dict[str, object]]:
         """The HTTP status and JSON body of the health endpoint."""
         deepgram = self._engines.deepgram_status
-        # Persistence arrives with its own issue; until then there is no database to check.
-        database = "disabled"
+        database = self._database() if self._database is not None else "disabled"
         try:
             self._manager.check_capacity()
             can_take_calls = True

@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered."""
     # Imported here so `realtime-voice --help` stays fast and a broken optional engine
     # never breaks unrelated sub-commands at import time.
-    from realtime_voice.cli import call, ringcentral, serve, simulate
+    from realtime_voice.cli import call, db, ringcentral, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="realtime-voice", description="Real-time voice AI agent server for telephony."
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.register(subparsers)
     simulate.register(subparsers)
     ringcentral.register(subparsers)
+    db.register(subparsers)
     return parser
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,8 +16,13 @@ from realtime_voice.health import HealthReporter
 from realtime_voice.server.media import MediaServer
 from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
 from realtime_voice.session.manager import CallSessionManager
+from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
 from webhooks.app import build_http_app
+from webhooks.calls_api import add_calls_routes
+from webhooks.ringcentral import RingCentralWebhook
+from webhooks.ringcentral_records import RecorderCallEventSink
 from webhooks.tokens import StreamTokenIssuer
+from webhooks.twilio_answer import TwilioAnswerHandler
 
 __all__ = ["VoiceServer", "run_server"]
 
@@ -42,15 +48,47 @@ class VoiceServer:
         self.tokens = StreamTokenIssuer(
             settings.stream_secret, ttl_s=settings.stream_token_ttl_s
         )
-        self.health = HealthReporter(self.manager, self.engines)
-        self.media = MediaServer(settings, self.manager, self.engines, self.tokens, self.health)
+        self.recorder = CallRecorder(
+            settings.database_url,
+            spool_dir=Path(settings.spool_dir),
+            spool_max_bytes=settings.spool_max_bytes,
+        )
+        self.call_store = CallStore(self.recorder.engine)
+        self.health = HealthReporter(
+            self.manager, self.engines, database=lambda: self.recorder.status
+        )
+        self.media = MediaServer(
+            settings, self.manager, self.engines, self.tokens, self.health, self.recorder
+        )
+        self.ringcentral = RingCentralWebhook(
+            verification_token=settings.rc_webhook_verification_token,
+            sink=RecorderCallEventSink(self.recorder, lambda tsid: self._rc_call_id(tsid)),
+            manager=self.manager,
+        )
+        self.twilio = TwilioAnswerHandler(
+            self.manager,
+            self.tokens,
+            lambda: self.public_media_url,
+            auth_token=settings.twilio_auth_token,
+            public_http_url=settings.public_http_url,
+        )
         self.http_port = 0
         self.media_port = 0
         self.public_media_url = settings.public_media_url
         self._runner: web.AppRunner | None = None
 
+    def _rc_call_id(self, telephony_session_id: str) -> str:
+        return self.ringcentral.call_id_for(telephony_session_id)
+
     async def start(self) -> None:
-        """Load models, then listen on both planes."""
+        """Migrate the database, load models, then listen on both planes."""
+        try:
+            await asyncio.to_thread(upgrade_database, self.settings.database_url)
+        except Exception as exc:
+            # Calls are still taken: the recorder spools until the database is back
+            # (run `realtime-voice db upgrade` once it is reachable).
+            log.error("database migration failed, recording to the spool: %s", exc)
+        await self.recorder.start()
         await warm_up(self.engines, greeting_formats=(AudioFormat(),))
         self.media_port = await self.media.start(
             self.settings.media_host, self.settings.media_port
@@ -63,7 +101,10 @@ class VoiceServer:
             health=self.health,
             media_url=lambda: self.public_media_url,
             verification_token=self.settings.rc_webhook_verification_token,
+            ringcentral=self.ringcentral,
+            twilio=self.twilio,
         )
+        add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -89,6 +130,7 @@ class VoiceServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.recorder.close(timeout_s=10)
 
 
 async def run_server(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from realtime_voice.providers.base import SttError
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.session import CallSession
+from realtime_voice.storage.journal import RecordSink
 from webhooks.tokens import StreamTokenIssuer, TokenError
 
 __all__ = ["BRIDGE_PATH", "HEALTH_PATH", "TWILIO_PATH", "MediaServer"]
@@ -62,6 +63,7 @@ class MediaServer:
         engines: shared providers and responder.
         tokens: verifies stream tokens.
         health: builds the health document.
+        records: where calls are recorded (the `CallRecorder`), if anywhere.
     """
 
     def __init__(
@@ -71,7 +73,9 @@ class MediaServer:
         engines: SpeechEngines,
         tokens: StreamTokenIssuer,
         health: HealthReporter,
+        records: RecordSink | None = None,
     ) -> None:
+        self.records = records
         self.settings = settings
         self.manager = manager
         self.engines = engines
@@ -232,6 +236,7 @@ class MediaServer:
             close=ws.close,
             settings=self.settings,
             engines=self.engines,
+            records=self.records,
         )
         try:
             self.manager.admit(session)

@@ -50,6 +50,13 @@ from realtime_voice.providers.base import (
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.pacer import OutboundPacer
 from realtime_voice.session.state import TERMINAL_STATES, CallState
+from realtime_voice.storage.journal import (
+    CallJournal,
+    RecordSink,
+    default_outcome,
+    metrics_from_stats,
+    utc_from_timestamp,
+)
 
 __all__ = ["CallSession", "CallStats", "CloseCallback", "SendCallback"]
 
@@ -123,6 +130,8 @@ class CallSession:
         close: closes the WebSocket with a code and reason.
         settings: server settings.
         engines: shared providers and responder.
+        records: where the call record, turns and events go (the `CallRecorder`);
+            ``None`` keeps nothing.
         clock: monotonic clock (injectable for tests).
     """
 
@@ -138,6 +147,7 @@ class CallSession:
         close: CloseCallback,
         settings: Settings,
         engines: SpeechEngines,
+        records: RecordSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call_id = call_id
@@ -153,6 +163,9 @@ class CallSession:
         self.context = ConversationContext(
             call_id=call_id, from_number=from_number, to_number=to_number
         )
+        self.journal = CallJournal(records if records is not None else _Discard(), call_id)
+        self._from_number = from_number
+        self._to_number = to_number
         self._send_raw = send
         self._close_socket = close
         self._clock = clock
@@ -199,6 +212,13 @@ class CallSession:
             SttError: the recogniser could not start; the caller ends the call.
         """
         self.state = CallState.CONNECTED
+        self.journal.started(
+            session_id=self.session_id,
+            from_number=self._from_number,
+            to_number=self._to_number,
+            protocol=self.protocol.name,
+            started_at=utc_from_timestamp(self.started_at),
+        )
         self._pacer.start()
         stt = self.engines.make_stt()
         await stt.start()
@@ -229,6 +249,13 @@ class CallSession:
             self.stats.frames_out = self._pacer.stats.frames_sent
             self.state = CallState.FAILED if failed else CallState.ENDED
             self.ended_at = time.time()
+            self.journal.ended(
+                state=self.state.value,
+                end_reason=reason,
+                outcome=default_outcome(self.state.value, reason),
+                metrics=metrics_from_stats(self.stats),
+                ended_at=utc_from_timestamp(self.ended_at),
+            )
             self._ended.set()
         log.info(
             "call ended: state=%s frames_in=%d frames_out=%d turns=%d barge_ins=%d",
@@ -326,6 +353,7 @@ class CallSession:
         self.stats.bad_messages += 1
         log.warning("rejected frame (%d/%d): %s", self.stats.bad_messages,
                     self.settings.max_errors, error)
+        self.journal.event("error", {"code": error.code, "message": error.message[:200]})
         frame = self.protocol.format_error(error.code, error.message)
         if frame is not None:
             await self._send(frame)
@@ -354,6 +382,13 @@ class CallSession:
         if event.audio_format is not None and event.audio_format != self._audio_format:
             await self._on_config(event.audio_format)
         self.state = CallState.IN_PROGRESS
+        self.journal.updated(
+            state=CallState.IN_PROGRESS.value,
+            answered_at=utc_from_timestamp(time.time()),
+            custom_parameters=params,
+            flow=params.get("flow"),
+        )
+        self.journal.state_changed(CallState.CONNECTED.value, CallState.IN_PROGRESS.value)
         greeting = self.engines.responder.greeting(self.context)
         self._speech_task = asyncio.get_running_loop().create_task(
             self._speak_items(_single(SayText(greeting, cacheable=True)), "greeting_done"),
@@ -379,6 +414,7 @@ class CallSession:
     def _on_dtmf(self, digit: str) -> None:
         self.stats.dtmf_digits += 1
         log.info("dtmf %s", digit)
+        self.journal.event("dtmf", {"digit": digit})
         self._start_response(UserTurn(text=f"[dtmf {digit}]", dtmf=digit))
 
     def _on_mark(self, name: str) -> None:
@@ -432,6 +468,7 @@ class CallSession:
         self._unanswered = text
         self.stats.turns += 1
         self.context.history.append(HistoryEntry("caller", text))
+        self.journal.turn("caller", text, confidence=confidence)
         self._start_response(UserTurn(text=text, confidence=confidence))
 
     async def _on_speech_started(self) -> None:
@@ -472,6 +509,8 @@ class CallSession:
         played = max(0, sent_before - utterance.start_frame - _LEAD_FRAMES)
         heard = utterance.heard_text(played)
         self.context.history.append(HistoryEntry("bot", heard, interrupted=True))
+        self.journal.turn("bot", heard, interrupted=True)
+        self.journal.event("barge_in", {"played_ms": played * FRAME_MS})
         self._speaking = None
         waiter = self._mark_waiters.pop(utterance.mark, None)
         if waiter is not None and not waiter.done():
@@ -536,13 +575,13 @@ class CallSession:
                     await aclose()
         if utterance.audio_started:
             self._pacer.end_utterance(mark)
-            self.context.history.append(HistoryEntry("bot", utterance.text))
             self._unanswered = ""
         if action is not None:
             await self._finish_with(action, utterance)
             return
         if utterance.audio_started:
             await self._wait_played(utterance)
+            self._record_bot(utterance)
         if self._speaking is utterance:
             self._speaking = None
 
@@ -587,14 +626,23 @@ class CallSession:
                         self.settings.mark_timeout_s)
             return False
 
+    def _record_bot(self, utterance: _Utterance) -> None:
+        """The utterance played to its end: it goes into the history and the record."""
+        self.context.history.append(HistoryEntry("bot", utterance.text))
+        self.journal.turn("bot", utterance.text)
+
     async def _finish_with(
         self, action: TransferAction | HangupAction, utterance: _Utterance
     ) -> None:
         if utterance.audio_started:
             await self._wait_played(utterance)
+            self._record_bot(utterance)
         self.state = CallState.ENDING
         if isinstance(action, TransferAction):
             log.info("transferring the caller")
+            target = action.target.phone_number or action.target.extension_number
+            self.journal.updated(escalated=True, transfer_target=target)
+            self.journal.event("transfer", {"target": action.target.as_wire()})
             frame = self.protocol.format_transfer(action.target)
             if frame is not None:
                 await self._send(frame)
@@ -651,3 +699,10 @@ async def _single(
 ) -> AsyncIterator[SayText | TransferAction | HangupAction]:
     for item in items:
         yield item
+
+
+class _Discard:
+    """A record sink that keeps nothing (no recorder configured)."""
+
+    def record(self, record: object) -> None:
+        """Drop ``record``."""

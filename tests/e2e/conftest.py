@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -18,7 +19,10 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 def e2e_settings(**overrides: object) -> Settings:
     """Settings for a test server: loopback, free ports, short timeouts."""
     base = load_settings({}, dotenv=None)
+    data_dir = tempfile.mkdtemp(prefix="rv-e2e-")
     defaults: dict[str, object] = {
+        "database_url": f"sqlite:///{data_dir}/calls.db",
+        "spool_dir": f"{data_dir}/spool",
         "http_host": "127.0.0.1",
         "http_port": 0,
         "media_host": "127.0.0.1",

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -56,6 +57,20 @@ async def test_hours_question_then_goodbye_hangs_up(server: VoiceServer) -> None
     assert report.transfer is None
     assert not report.errors
     assert server.manager.stats()["completed_calls"] == 1
+    # The call, its turns and its events are in the database and on the read API.
+    await server.recorder.flush()
+    async with aiohttp.ClientSession() as http, http.get(
+        f"http://127.0.0.1:{server.http_port}/api/calls/{report.call_id}"
+    ) as resp:
+        assert resp.status == 200
+        record = await resp.json()
+    assert record["state"] == "ended"
+    assert record["end_reason"] == "completed"
+    speakers = [t["speaker"] for t in record["turns"]]
+    assert speakers[:2] == ["bot", "caller"]
+    assert "open" in words(record["turns"][1]["text"])
+    kinds = {e["kind"] for e in record["events"]}
+    assert "state_change" in kinds
 
 
 async def test_manager_request_is_transferred_after_the_handoff_line(
