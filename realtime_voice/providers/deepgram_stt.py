@@ -5,9 +5,11 @@ Per call there are two threads. The **worker** owns the socket opened by
 sends KeepAlive after 4 s without audio, Finalize and CloseStream when asked, and
 reconnects. The **reader** iterates the socket's messages, turns them into our neutral
 events (`TranscriptResult`, `SpeechStarted`, `UtteranceEnd`) and hands each to the
-event loop with ``loop.call_soon_threadsafe``. Threads share nothing with the loop but
-the inbox, the replay buffer and a few counters; the loop never waits on a thread except
-in `stop`, and then with a bound.
+event loop with ``loop.call_soon_threadsafe``. The thread side lives in
+`deepgram_socket.SocketWorker`; this module is the loop side. Threads share nothing with
+the loop but the inbox, the replay buffer and a few counters; the loop never waits on a
+thread except in `stop`, and then with a bound. (websockets' sync client adds a third
+thread per socket, its own background reader.)
 
 Overflow policy (the loop never blocks, memory never grows without bound):
 
@@ -42,36 +44,29 @@ import contextlib
 import contextvars
 import itertools
 import logging
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, Protocol, runtime_checkable
+from dataclasses import replace
+from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 from deepgram import DeepgramClient
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_when_event_set,
-    wait_exponential_jitter,
-)
 
 from realtime_voice.audio import codec
 from realtime_voice.audio.resample import StreamingResampler
-from realtime_voice.providers.base import (
-    PCM16,
-    SpeechEvent,
-    SttError,
-    TranscriptResult,
-)
+from realtime_voice.providers.base import PCM16, SpeechEvent, SttError, TranscriptResult
 from realtime_voice.providers.deepgram_buffers import AudioInbox, Control, ReplayBuffer
-from realtime_voice.providers.deepgram_client import WS_CLOSE_TIMEOUT_S, last_connection
-from realtime_voice.providers.deepgram_errors import DeepgramSttError, stt_error
-from realtime_voice.providers.deepgram_messages import decode_message
+from realtime_voice.providers.deepgram_client import WS_CLOSE_TIMEOUT_S
+from realtime_voice.providers.deepgram_errors import DeepgramSttError
 from realtime_voice.providers.deepgram_options import DeepgramSttOptions, ReconnectPolicy
+from realtime_voice.providers.deepgram_socket import (
+    Connected,
+    DeepgramSttMetrics,
+    FinalizeDone,
+    SocketWorker,
+    WorkerDone,
+    WorkerOutput,
+)
 
 __all__ = [
     "DeepgramSTTBridge",
@@ -84,9 +79,6 @@ log = logging.getLogger(__name__)
 
 _INPUT_RATE: Final = 16000
 _EVENT_QUEUE_SIZE: Final = 256
-# Frames sent per WebSocket message when several are waiting (a backlog after a stall):
-# 5 × 20 ms = 100 ms, the top of Deepgram's recommended 20-100 ms chunk size.
-_MAX_BATCH_FRAMES: Final = 5
 _JOIN_MARGIN_S: Final = 1.0
 _ids = itertools.count(1)
 
@@ -104,78 +96,11 @@ class WireAudioSink(Protocol):
         ...
 
 
-@dataclass
-class DeepgramSttMetrics:
-    """Counters of one stream (each written by one thread; read them as a snapshot).
-
-    Attributes:
-        frames_processed: frames handed to `send_audio`/`send_wire`.
-        bytes_sent: audio bytes written to sockets, replays included.
-        replayed_bytes: of which re-sent after a reconnect.
-        transcripts_received: Results messages received (interim and final).
-        finals_received: of which final.
-        errors: socket failures and refused connection attempts.
-        reconnects: connections opened after the first one.
-        dropped_frames: frames dropped because the inbox was full.
-        replay_overflow_bytes: sent audio forgotten before a final covered it.
-        keepalives_sent: KeepAlive messages sent.
-        dropped_events: events dropped because the consumer fell behind.
-    """
-
-    frames_processed: int = 0
-    bytes_sent: int = 0
-    replayed_bytes: int = 0
-    transcripts_received: int = 0
-    finals_received: int = 0
-    errors: int = 0
-    reconnects: int = 0
-    dropped_frames: int = 0
-    replay_overflow_bytes: int = 0
-    keepalives_sent: int = 0
-    dropped_events: int = 0
-
-
-@dataclass(eq=False)
-class _Socket:
-    """State of one connection, shared by its worker and reader."""
-
-    base: int  # absolute byte offset of this socket's time 0
-    opened_at: float
-    connection: Any = None  # websockets ClientConnection, for aborting a stuck send
-    failure: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    drained: threading.Event = field(default_factory=threading.Event)
-
-
-class _StableDrop(Exception):
-    """A long-lived connection dropped: reconnect at once with a fresh retry budget."""
-
-    def __init__(self, error: DeepgramSttError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class _Connected:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _FinalizeDone:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _WorkerDone:
-    error: DeepgramSttError | None
-
-
 class _End:
     pass
 
 
 _END = _End()
-_LoopItem = SpeechEvent | _Connected | _FinalizeDone | _WorkerDone
 
 
 class DeepgramSpeechToText:
@@ -210,13 +135,10 @@ class DeepgramSpeechToText:
     ) -> None:
         if min(replay_seconds, keepalive_s, finalize_timeout_s, drain_timeout_s) <= 0:
             raise ValueError("timeouts and replay_seconds must be positive")
-        self._client = client
         self.options = options or DeepgramSttOptions()
-        self._policy = reconnect or ReconnectPolicy()
         self._bps = self.options.bytes_per_second
         self._inbox = AudioInbox(max_queued_frames)
         self._replay = ReplayBuffer(max(1, int(replay_seconds * self._bps)))
-        self._keepalive_s = keepalive_s
         self._finalize_timeout_s = finalize_timeout_s
         self._drain_timeout_s = drain_timeout_s
         self._metrics = DeepgramSttMetrics()
@@ -236,12 +158,21 @@ class DeepgramSpeechToText:
         self._failed = False
         self._dropping = 0
         # Thread side.
-        self._worker: threading.Thread | None = None
         self._closing = threading.Event()
-        self._state_lock = threading.Lock()
-        self._current: _Socket | None = None
-        self._final_end = 0.0  # stream seconds covered by the finals emitted so far
-        self._connections = 0
+        self._socket_worker = SocketWorker(
+            client=client,
+            options=self.options,
+            policy=reconnect or ReconnectPolicy(),
+            inbox=self._inbox,
+            replay=self._replay,
+            metrics=self._metrics,
+            closing=self._closing,
+            post=self._post,
+            name=self._name,
+            keepalive_s=keepalive_s,
+            drain_timeout_s=drain_timeout_s,
+        )
+        self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -281,7 +212,7 @@ class DeepgramSpeechToText:
         self._connected = loop.create_future()
         worker = threading.Thread(
             target=contextvars.copy_context().run,
-            args=(self._worker_main,),
+            args=(self._socket_worker.run,),
             name=f"{self._name}-worker",
             daemon=True,
         )
@@ -396,7 +327,7 @@ class DeepgramSpeechToText:
         budget = self._drain_timeout_s + WS_CLOSE_TIMEOUT_S + _JOIN_MARGIN_S
         if not await self._wait_worker(budget):
             log.warning("Deepgram stream did not close within %.1f s: aborting its socket", budget)
-            self._abort_socket()
+            self._socket_worker.abort()
             if not await self._wait_worker(budget):
                 log.error("Deepgram worker thread %s is stuck; leaving it", worker.name)
                 return
@@ -410,12 +341,7 @@ class DeepgramSpeechToText:
             return False
         return True
 
-    def _abort_socket(self) -> None:
-        current = self._current
-        if current is not None:
-            _abort(current)
-
-    def _post(self, item: _LoopItem) -> None:
+    def _post(self, item: WorkerOutput) -> None:
         """From a thread: hand ``item`` to the loop (dropped if the loop is gone)."""
         loop = self._loop
         if loop is None:
@@ -424,13 +350,13 @@ class DeepgramSpeechToText:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._on_item, item)
 
-    def _on_item(self, item: _LoopItem) -> None:
-        if isinstance(item, _Connected):
+    def _on_item(self, item: WorkerOutput) -> None:
+        if isinstance(item, Connected):
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
-        elif isinstance(item, _FinalizeDone):
+        elif isinstance(item, FinalizeDone):
             self._resolve_finalizers()
-        elif isinstance(item, _WorkerDone):
+        elif isinstance(item, WorkerDone):
             self._on_worker_done(item.error)
         else:
             self._emit(item)
@@ -467,210 +393,6 @@ class DeepgramSpeechToText:
             log.log(level, "STT consumer is behind: %s dropped", type(event).__name__)
             return
         self._events.put_nowait(event)
-
-    # ------------------------------------------------------------------ worker thread
-
-    def _worker_main(self) -> None:
-        error: DeepgramSttError | None = None
-        try:
-            self._connect_loop()
-        except BaseException as exc:
-            error = stt_error(exc)
-        finally:
-            self._post(_WorkerDone(error))
-
-    def _connect_loop(self) -> None:
-        policy = self._policy
-        while not self._closing.is_set():
-            retrying = Retrying(
-                stop=stop_after_attempt(policy.max_attempts) | stop_when_event_set(self._closing),
-                wait=wait_exponential_jitter(
-                    multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
-                ),
-                retry=retry_if_exception(self._should_retry),
-                sleep=self._backoff_sleep,
-                before_sleep=lambda state: log.warning(
-                    "Deepgram connection lost (%s); reconnecting in %.2f s (attempt %d/%d)",
-                    state.outcome.exception() if state.outcome else "?",
-                    state.upcoming_sleep,
-                    state.attempt_number + 1,
-                    policy.max_attempts,
-                ),
-                reraise=True,
-            )
-            try:
-                retrying(self._run_socket)
-                return
-            except _StableDrop as drop:
-                log.warning("Deepgram connection lost (%s); reconnecting", drop.error)
-            except DeepgramSttError as exc:
-                if not exc.retryable or self._closing.is_set():
-                    raise
-                raise DeepgramSttError(
-                    f"gave up after {policy.max_attempts} connection attempts: {exc}",
-                    retryable=True,
-                    status=exc.status,
-                    close_code=exc.close_code,
-                ) from exc
-
-    def _backoff_sleep(self, seconds: float) -> None:
-        # Returns early when stop() is called, so a call never waits out a backoff.
-        self._closing.wait(seconds)
-
-    def _should_retry(self, exc: BaseException) -> bool:
-        return isinstance(exc, DeepgramSttError) and exc.retryable and not self._closing.is_set()
-
-    def _run_socket(self) -> None:
-        """One connection: replay, pump audio until Stop. Raises on any failure."""
-        if self._closing.is_set():
-            return
-        current: _Socket | None = None
-        reader: threading.Thread | None = None
-        try:
-            with self._client.listen.v1.connect(**self.options.connect_kwargs()) as conn:
-                pending = self._replay.pending()
-                current = _Socket(
-                    base=pending.start, opened_at=time.monotonic(), connection=last_connection()
-                )
-                self._current = current
-                if self._connections:
-                    self._metrics.reconnects += 1
-                    log.info(
-                        "Deepgram reconnected; replaying %.2f s of audio",
-                        sum(len(c) for c in pending.chunks) / self._bps,
-                    )
-                self._connections += 1
-                reader = threading.Thread(
-                    target=contextvars.copy_context().run,
-                    args=(self._read_loop, conn, current),
-                    name=f"{self._name}-reader",
-                    daemon=True,
-                )
-                reader.start()
-                self._post(_Connected())
-                try:
-                    self._pump(conn, current, pending.chunks)
-                except Exception as exc:
-                    # The reader's exception carries the close code; a failed send only
-                    # says the socket is gone.
-                    current.done.wait(WS_CLOSE_TIMEOUT_S)
-                    raise current.failure or exc from None
-        except Exception as exc:
-            self._metrics.errors += 1
-            error = stt_error(exc)
-            if (
-                current is not None
-                and error.retryable
-                and time.monotonic() - current.opened_at >= self._policy.stable_after_s
-            ):
-                raise _StableDrop(error) from exc
-            raise error from exc
-        finally:
-            if reader is not None:
-                reader.join(self._drain_timeout_s + WS_CLOSE_TIMEOUT_S)
-                if reader.is_alive():
-                    log.error("Deepgram reader thread did not end")
-
-    def _pump(self, conn: Any, current: _Socket, replay: tuple[bytes, ...]) -> None:
-        for start in range(0, len(replay), _MAX_BATCH_FRAMES):
-            data = b"".join(replay[start : start + _MAX_BATCH_FRAMES])
-            conn.send_media(data)
-            self._metrics.bytes_sent += len(data)
-            self._metrics.replayed_bytes += len(data)
-        last_audio = time.monotonic()
-        while True:
-            if current.done.is_set():
-                raise current.failure or DeepgramSttError(
-                    "Deepgram closed the stream unexpectedly (1000)",
-                    retryable=True,
-                    close_code=1000,
-                )
-            wait = max(0.0, last_audio + self._keepalive_s - time.monotonic())
-            batch = self._inbox.get(wait, _MAX_BATCH_FRAMES)
-            if not batch:
-                if time.monotonic() - last_audio >= self._keepalive_s and not current.done.is_set():
-                    conn.send_keep_alive()
-                    self._metrics.keepalives_sent += 1
-                    last_audio = time.monotonic()
-                continue
-            first = batch[0]
-            if first is Control.FINALIZE:
-                conn.send_finalize()
-            elif first is Control.STOP:
-                self._close_stream(conn, current)
-                return
-            else:
-                data = b"".join(item for item in batch if isinstance(item, bytes))
-                self._replay.append(data)
-                conn.send_media(data)
-                self._metrics.bytes_sent += len(data)
-                last_audio = time.monotonic()
-
-    def _close_stream(self, conn: Any, current: _Socket) -> None:
-        if current.done.is_set():
-            return
-        try:
-            conn.send_close_stream()
-        except Exception as exc:
-            log.debug("CloseStream not sent: %r", exc)
-            return
-        if not current.drained.wait(self._drain_timeout_s):
-            # A server that ignores CloseStream will not answer a close frame either:
-            # drop the connection rather than wait out the close handshake too.
-            log.warning(
-                "Deepgram sent no Metadata within %.1f s of CloseStream: dropping the socket",
-                self._drain_timeout_s,
-            )
-            _abort(current)
-
-    # ------------------------------------------------------------------ reader thread
-
-    def _read_loop(self, conn: Any, current: _Socket) -> None:
-        try:
-            for message in conn:
-                if message is None or isinstance(message, bytes):
-                    continue  # unknown message type (newer API) or stray binary
-                try:
-                    self._on_message(message, current)
-                except Exception:
-                    self._metrics.errors += 1
-                    log.exception("bad Deepgram message skipped")
-        except BaseException as exc:
-            current.failure = exc
-        finally:
-            current.drained.set()
-            current.done.set()
-            self._inbox.wake()
-
-    def _on_message(self, message: Any, current: _Socket) -> None:
-        kind = getattr(message, "type", None)
-        if kind == "Results":
-            self._metrics.transcripts_received += 1
-        with self._state_lock:
-            floor = self._final_end
-            decoded = decode_message(message, base=current.base / self._bps, floor=floor)
-            if decoded.covered_until is not None:
-                self._metrics.finals_received += 1
-                self._replay.covered_until(round(decoded.covered_until * self._bps))
-                self._final_end = max(floor, decoded.covered_until)
-        if decoded.event is not None:
-            self._post(decoded.event)
-        if decoded.from_finalize:
-            self._post(_FinalizeDone())
-        if decoded.metadata:
-            log.debug("Deepgram Metadata: request %s", getattr(message, "request_id", "?"))
-            current.drained.set()
-        if decoded.error is not None:
-            self._metrics.errors += 1
-            log.warning("Deepgram error message: %s", decoded.error)
-
-
-def _abort(current: _Socket) -> None:
-    """Shut the socket down under a thread stuck in send or recv (they fail at once)."""
-    sock = getattr(current.connection, "socket", None)
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 DeepgramSTTBridge = DeepgramSpeechToText

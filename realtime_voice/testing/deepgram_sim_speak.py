@@ -163,21 +163,26 @@ async def handle_speak(
         limit = faults.speak_abort_after_bytes
         loop = asyncio.get_running_loop()
         started = loop.time()
+        # Aura streams small pieces as it goes; so does the simulator (100 ms each), which
+        # also lets a client that hung up be noticed at the next piece.
+        piece = fmt.sample_rate // 10 * fmt.encoding.bytes_per_sample
         async with contextlib.aclosing(tts.synthesize(text)) as chunks:
             async for chunk in chunks:
-                if limit is not None and sent + len(chunk) >= limit:
-                    await response.write(chunk[: max(limit - sent, 0)])
-                    stats.speak_cut += 1
-                    host.changed()
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                await response.write(chunk)
-                sent += len(chunk)
-                if faults.speak_realtime:
-                    ahead = started + fmt.bytes_to_seconds(sent) - loop.time()
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
+                for at in range(0, len(chunk), piece):
+                    part = chunk[at : at + piece]
+                    if limit is not None and sent + len(part) >= limit:
+                        await response.write(part[: max(limit - sent, 0)])
+                        stats.speak_cut += 1
+                        host.changed()
+                        if request.transport is not None:
+                            request.transport.abort()
+                        return response
+                    await response.write(part)
+                    sent += len(part)
+                    if faults.speak_realtime:
+                        ahead = started + fmt.bytes_to_seconds(sent) - loop.time()
+                        if ahead > 0:
+                            await asyncio.sleep(ahead)
         await response.write_eof()
     except ConnectionError:
         stats.speak_aborted += 1

