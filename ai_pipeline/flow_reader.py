@@ -188,10 +188,16 @@ def read_template(file: str, path: str, value: object) -> Template:
 
 
 def compile_pattern(file: str, path: str, source: str) -> re.Pattern[str]:
+    """Compile a pattern as the NLP does (wrapped in word boundaries).
+
+    Raises:
+        FlowError: it does not compile (the position refers to the pattern as written).
+    """
     try:
-        return re.compile(rf"(?<![a-z0-9])(?:{source})(?![a-z0-9])")
+        re.compile(source)
     except re.error as exc:
         raise FlowError(file, path, f"pattern does not compile: {exc}") from None
+    return re.compile(rf"(?<![a-z0-9])(?:{source})(?![a-z0-9])")
 
 
 def read_intent(file: str, path: str, name: str, spec: object, priority: int = 0) -> Intent:

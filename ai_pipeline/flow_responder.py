@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -210,8 +210,13 @@ class FlowResponder:
             for item in engine.fallback(state, analysis, now).items:
                 yield item
             return
-        async for item in self._ask_model(engine, state, ctx, turn, analysis, now):
-            yield item
+        # aclosing: on barge-in the session closes this generator; the model's stream
+        # must close with it (not whenever the garbage collector gets to it).
+        async with contextlib.aclosing(
+            self._ask_model(engine, state, ctx, turn, analysis, now)
+        ) as items:
+            async for item in items:
+                yield item
 
     # ------------------------------------------------------------------ extras
 
@@ -261,7 +266,7 @@ class FlowResponder:
         turn: UserTurn,
         analysis: Analysis,
         now: dt.datetime,
-    ) -> AsyncIterator[ResponseItem]:
+    ) -> AsyncGenerator[ResponseItem, None]:
         assert self._chat is not None
         flow = engine.flow
         system = build_system_prompt(flow, state, engine.field_values(state, now), now)

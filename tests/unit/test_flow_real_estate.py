@@ -73,7 +73,9 @@ async def test_rajesh_conversation_end_to_end(bot: FlowResponder) -> None:
     reply = await call.say("Yes, exactly")
     assert call.state.stage == "presentation"
     assert reply.lines[0] == "Wonderful!"
-    assert reply.lines[-1] == "Would you like to schedule a site visit this weekend to check it out?"
+    assert (
+        reply.lines[-1] == "Would you like to schedule a site visit this weekend to check it out?"
+    )
 
     reply = await call.say("I need to discuss with my wife first")
     assert call.state.stage == "objection_handling"
