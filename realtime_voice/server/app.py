@@ -13,6 +13,9 @@ from aiohttp import web
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
+from realtime_voice.ringcentral.call_control import CallControlClient
+from realtime_voice.ringcentral.client import RingCentralClient
+from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
 from realtime_voice.server.media import MediaServer
 from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
 from realtime_voice.session.manager import CallSessionManager
@@ -57,13 +60,21 @@ class VoiceServer:
         self.health = HealthReporter(
             self.manager, self.engines, database=lambda: self.recorder.status
         )
-        self.media = MediaServer(
-            settings, self.manager, self.engines, self.tokens, self.health, self.recorder
-        )
         self.ringcentral = RingCentralWebhook(
             verification_token=settings.rc_webhook_verification_token,
             sink=RecorderCallEventSink(self.recorder, lambda tsid: self._rc_call_id(tsid)),
             manager=self.manager,
+        )
+        self.rc_client: RingCentralClient | None = None
+        platform: RingCentralPlatformControl | None = None
+        if settings.rc_client_id and settings.rc_client_secret and settings.rc_jwt_token:
+            self.rc_client = RingCentralClient.from_settings(settings)
+            platform = RingCentralPlatformControl(
+                self.ringcentral, CallControlClient(self.rc_client)
+            )
+        self.media = MediaServer(
+            settings, self.manager, self.engines, self.tokens, self.health, self.recorder,
+            platform,
         )
         self.twilio = TwilioAnswerHandler(
             self.manager,
@@ -130,6 +141,8 @@ class VoiceServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.rc_client is not None:
+            await self.rc_client.aclose()
         await self.recorder.close(timeout_s=10)
 
 

@@ -30,6 +30,7 @@ from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolErr
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
 from realtime_voice.providers.base import SttError
+from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.session import CallSession
@@ -64,6 +65,7 @@ class MediaServer:
         tokens: verifies stream tokens.
         health: builds the health document.
         records: where calls are recorded (the `CallRecorder`), if anywhere.
+        platform: telephony-platform call control (RingCentral), if configured.
     """
 
     def __init__(
@@ -74,8 +76,10 @@ class MediaServer:
         tokens: StreamTokenIssuer,
         health: HealthReporter,
         records: RecordSink | None = None,
+        platform: PlatformCallControl | None = None,
     ) -> None:
         self.records = records
+        self.platform = platform
         self.settings = settings
         self.manager = manager
         self.engines = engines
@@ -237,6 +241,7 @@ class MediaServer:
             settings=self.settings,
             engines=self.engines,
             records=self.records,
+            platform=self.platform,
         )
         try:
             self.manager.admit(session)

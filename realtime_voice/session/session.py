@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from ai_pipeline.responder import (
@@ -47,6 +47,7 @@ from realtime_voice.providers.base import (
     TtsError,
     UtteranceEnd,
 )
+from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.pacer import OutboundPacer
 from realtime_voice.session.state import TERMINAL_STATES, CallState
@@ -132,6 +133,8 @@ class CallSession:
         engines: shared providers and responder.
         records: where the call record, turns and events go (the `CallRecorder`);
             ``None`` keeps nothing.
+        platform: transfers and hangs up on the telephony platform too, when it knows
+            the call (RingCentral Call Control).
         clock: monotonic clock (injectable for tests).
     """
 
@@ -148,6 +151,7 @@ class CallSession:
         settings: Settings,
         engines: SpeechEngines,
         records: RecordSink | None = None,
+        platform: PlatformCallControl | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call_id = call_id
@@ -164,6 +168,7 @@ class CallSession:
             call_id=call_id, from_number=from_number, to_number=to_number
         )
         self.journal = CallJournal(records if records is not None else _Discard(), call_id)
+        self._platform = platform
         self._from_number = from_number
         self._to_number = to_number
         self._send_raw = send
@@ -193,6 +198,7 @@ class CallSession:
         self._ended = asyncio.Event()
         self._media_started = False
         self._end_task: asyncio.Task[None] | None = None
+        self._platform_task: asyncio.Task[bool] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -281,6 +287,12 @@ class CallSession:
             if not waiter.done():
                 waiter.cancel()
         await self._pacer.close()
+        if self._platform_task is not None:
+            try:
+                done = await asyncio.wait_for(asyncio.shield(self._platform_task), 15)
+                self.journal.event("transfer", {"platform_done": done})
+            except Exception:
+                log.exception("platform call control did not finish")
         if self._stt is not None:
             try:
                 await self._stt.stop()
@@ -643,15 +655,24 @@ class CallSession:
             target = action.target.phone_number or action.target.extension_number
             self.journal.updated(escalated=True, transfer_target=target)
             self.journal.event("transfer", {"target": action.target.as_wire()})
+            if self._platform is not None:
+                self._run_platform(self._platform.transfer(self.call_id, action.target))
             frame = self.protocol.format_transfer(action.target)
             if frame is not None:
                 await self._send(frame)
             self.request_end("transferred")
         else:
+            if self._platform is not None:
+                self._run_platform(self._platform.hangup(self.call_id))
             frame = self.protocol.format_hangup(action.reason)
             if frame is not None:
                 await self._send(frame)
             self.request_end(action.reason)
+
+    def _run_platform(self, request: Coroutine[object, object, bool]) -> None:
+        """Start a platform request that the call's ending must wait for, not cancel: the
+        gateway may close the socket the moment it sees the transfer frame."""
+        self._platform_task = asyncio.get_running_loop().create_task(request, name="platform")
 
     async def _apologise_and_end(self, reason: str) -> None:
         """Never leave the caller in silence: say sorry, then end the call as failed."""

@@ -1,0 +1,55 @@
+"""RingCentral Call Control for calls the notifications webhook has seen (RINGCENTRAL.md §3)."""
+
+from __future__ import annotations
+
+import logging
+
+from realtime_voice.protocols.base import TransferTarget
+from realtime_voice.ringcentral.call_control import CallControlClient
+from realtime_voice.ringcentral.errors import RingCentralError
+from webhooks.ringcentral import RingCentralWebhook
+
+__all__ = ["RingCentralPlatformControl"]
+
+log = logging.getLogger(__name__)
+
+
+class RingCentralPlatformControl:
+    """RingCentral Call Control for calls the notifications webhook has seen.
+
+    Args:
+        webhook: knows the telephony session and party of each call.
+        client: the Call Control client (one per process).
+    """
+
+    def __init__(self, webhook: RingCentralWebhook, client: CallControlClient) -> None:
+        self._webhook = webhook
+        self._client = client
+
+    async def transfer(self, call_id: str, target: TransferTarget) -> bool:
+        """Blind transfer when answered; forward while still ringing."""
+        leg = self._webhook.leg_for_call(call_id)
+        if leg is None:
+            return False
+        try:
+            if leg.status_code in ("Setup", "Proceeding"):
+                await self._client.forward(leg.telephony_session_id, leg.party_id, target)
+            else:
+                await self._client.transfer(leg.telephony_session_id, leg.party_id, target)
+        except RingCentralError as exc:
+            log.error("RingCentral transfer failed: %s", exc)
+            return False
+        log.info("RingCentral transferred the caller")
+        return True
+
+    async def hangup(self, call_id: str) -> bool:
+        """Drop our party."""
+        leg = self._webhook.leg_for_call(call_id)
+        if leg is None:
+            return False
+        try:
+            await self._client.hangup(leg.telephony_session_id, leg.party_id)
+        except RingCentralError as exc:
+            log.error("RingCentral hang-up failed: %s", exc)
+            return False
+        return True
