@@ -69,6 +69,13 @@ class Settings:
     public_http_url: str | None = None
     transfer_phone_number: str = "+15555550100"
     business_name: str = "Bella Vista"
+    flows_dir: str | None = None
+    default_flow: str = "restaurant"
+    llm_deadline_s: float = 4.0
+    llm_history_turns: int = 12
+    openai_max_retries: int = 1
+    openai_temperature: float = 0.3
+    openai_max_tokens: int = 200
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -291,12 +298,24 @@ def load_settings(
         rc_jwt_token=r.opt("RC_JWT_TOKEN"),
         twilio_auth_token=r.opt("TWILIO_AUTH_TOKEN"),
         public_http_url=r.get(
-            "VOICE_PUBLIC_HTTP_URL", _http_url, None, "an http(s):// URL such as https://voice.example.com"
+            "VOICE_PUBLIC_HTTP_URL",
+            _http_url,
+            None,
+            "an http(s):// URL such as https://voice.example.com",
         ),
         transfer_phone_number=r.get(
             "VOICE_TRANSFER_NUMBER", _e164, "+15555550100", "an E.164 number such as +15555550100"
         ),
         business_name=r.get("VOICE_BUSINESS_NAME", str, "Bella Vista", "a name"),
+        flows_dir=r.get("VOICE_FLOWS_DIR", str, None, "a directory of flow JSON files"),
+        default_flow=r.get("VOICE_DEFAULT_FLOW", str, "restaurant", "a flow name"),
+        llm_deadline_s=r.get(
+            "VOICE_LLM_DEADLINE_S", _positive_float, 4.0, "a positive number of seconds"
+        ),
+        llm_history_turns=r.get("VOICE_LLM_HISTORY_TURNS", _positive_int, 12, "a positive integer"),
+        openai_max_retries=r.get("OPENAI_MAX_RETRIES", _choice_int((0, 1, 2)), 1, "0, 1 or 2"),
+        openai_temperature=r.get("OPENAI_TEMPERATURE", float, 0.3, "a number such as 0.3"),
+        openai_max_tokens=r.get("OPENAI_MAX_TOKENS", _positive_int, 200, "a positive integer"),
         log_level=log_level,
         log_format=r.get("VOICE_LOG_FORMAT", _choice(("text", "json")), "text", "text or json"),
         **providers,

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from ai_pipeline.responder import Responder
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings, SettingsError
+from realtime_voice.protocols.base import TransferTarget
 from realtime_voice.providers.base import SpeechToText, TextToSpeech
 from realtime_voice.providers.line_cache import LineCache
 
-__all__ = ["SpeechEngines", "build_engines", "warm_up"]
+__all__ = ["SpeechEngines", "build_engines", "build_responder", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +55,17 @@ def build_engines(settings: Settings) -> SpeechEngines:
     Raises:
         SettingsError: a provider was requested that this build cannot provide.
     """
-    for var, value, real in (
-        ("STT_PROVIDER", settings.stt_provider, "deepgram"),
-        ("TTS_PROVIDER", settings.tts_provider, "deepgram"),
-        ("LLM_PROVIDER", settings.llm_provider, "openai"),
+    for var, value in (
+        ("STT_PROVIDER", settings.stt_provider),
+        ("TTS_PROVIDER", settings.tts_provider),
     ):
-        if value == real:
+        if value == "deepgram":
             raise SettingsError(
-                f"{var}={value} is not available in this release yet: use auto or the "
-                "offline provider"
+                f"{var}={value} is not available in this release yet: use auto or local"
             )
-    if settings.deepgram_api_key or settings.openai_api_key or settings.openai_base_url:
-        log.warning(
-            "provider keys are set but this release runs the offline engines only; "
-            "Deepgram and OpenAI providers arrive with their own issues"
-        )
+    if settings.deepgram_api_key:
+        log.warning("DEEPGRAM_API_KEY is set but this release runs the offline speech engines")
 
-    from ai_pipeline.rule_responder import RuleBasedResponder
-    from realtime_voice.protocols.base import TransferTarget
     from realtime_voice.providers.local_stt import LocalSpeechToText
     from realtime_voice.providers.local_tts import LocalTextToSpeech, default_synthesizer
     from realtime_voice.providers.moonshine import MoonshineRecognizer
@@ -89,9 +83,8 @@ def build_engines(settings: Settings) -> SpeechEngines:
     def make_tts(fmt: AudioFormat) -> TextToSpeech:
         return LocalTextToSpeech(fmt, synthesizer)
 
-    responder = RuleBasedResponder(
-        business_name=settings.business_name,
-        transfer_target=TransferTarget(phone_number=settings.transfer_phone_number),
+    responder = build_responder(
+        settings, TransferTarget(phone_number=settings.transfer_phone_number)
     )
     return SpeechEngines(
         make_stt=make_stt,
@@ -99,6 +92,60 @@ def build_engines(settings: Settings) -> SpeechEngines:
         responder=responder,
         stt_name="local",
         tts_name="local",
+    )
+
+
+def build_responder(settings: Settings, transfer_target: TransferTarget) -> Responder:
+    """The flow responder, with an OpenAI-compatible model when one is configured.
+
+    Raises:
+        SettingsError: a flow file is invalid (the message names file, key and problem), or
+            the default flow does not exist.
+    """
+    from ai_pipeline.customers import InMemoryCustomerDirectory
+    from ai_pipeline.flow_reader import FlowError
+    from ai_pipeline.flow_responder import FlowResponder
+    from ai_pipeline.flow_schema import load_flows
+    from ai_pipeline.llm import ChatModel
+
+    try:
+        flows = load_flows(settings.flows_dir)
+    except FlowError as exc:
+        raise SettingsError(f"VOICE_FLOWS_DIR: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"VOICE_FLOWS_DIR={settings.flows_dir!r}: {exc}") from None
+    if settings.default_flow not in flows:
+        raise SettingsError(
+            f"VOICE_DEFAULT_FLOW={settings.default_flow!r} is invalid: expected one of "
+            + ", ".join(sorted(flows))
+        )
+    chat_model: ChatModel | None = None
+    wants_llm = settings.llm_provider == "openai" or (
+        settings.llm_provider == "auto"
+        and (settings.openai_api_key is not None or settings.openai_base_url is not None)
+    )
+    if wants_llm:
+        if settings.openai_api_key is None and settings.openai_base_url is None:
+            raise SettingsError("LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        from ai_pipeline.openai_chat import OpenAIChatModel
+
+        chat_model = OpenAIChatModel(
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            deadline_s=settings.llm_deadline_s,
+            max_retries=settings.openai_max_retries,
+            temperature=settings.openai_temperature,
+            max_tokens=settings.openai_max_tokens,
+        )
+    return FlowResponder(
+        flows,
+        default_flow=settings.default_flow,
+        chat_model=chat_model,
+        customers=InMemoryCustomerDirectory(),
+        transfer_target=transfer_target,
+        llm_deadline_s=settings.llm_deadline_s,
+        history_turns=settings.llm_history_turns,
     )
 
 
