@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 # Frames sent per WebSocket message when several are waiting (a backlog after a stall):
 # 5 × 20 ms = 100 ms, the top of Deepgram's recommended 20-100 ms chunk size.
 _MAX_BATCH_FRAMES: Final = 5
+_FRAME_S: Final = 0.02
 
 
 @dataclass
@@ -301,6 +302,10 @@ class SocketWorker:
                     close_code=1000,
                 )
             wait = max(0.0, last_audio + self._keepalive_s - time.monotonic())
+            if self._inbox.wake_frames > 1:
+                # The inbox wakes us per wake_frames frames; a partial batch goes out
+                # after as long as a full one takes to arrive at the real-time pace.
+                wait = min(wait, self._inbox.wake_frames * _FRAME_S)
             batch = self._inbox.get(wait, _MAX_BATCH_FRAMES)
             if not batch:
                 if time.monotonic() - last_audio >= self._keepalive_s and not current.done.is_set():

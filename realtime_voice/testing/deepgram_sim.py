@@ -34,12 +34,8 @@ from typing import Any
 from aiohttp import web
 
 from realtime_voice.providers.local_tts import SpeechSynthesizer
-from realtime_voice.testing.deepgram_sim_listen import (
-    ListenQuery,
-    ListenSession,
-    QueryError,
-    SegmentRecognizer,
-)
+from realtime_voice.testing.deepgram_sim_listen import ListenSession, SegmentRecognizer
+from realtime_voice.testing.deepgram_sim_query import ListenQuery, QueryError
 from realtime_voice.testing.deepgram_sim_speak import handle_speak
 
 __all__ = [

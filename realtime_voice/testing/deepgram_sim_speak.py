@@ -23,8 +23,9 @@ from aiohttp import web
 
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
 from realtime_voice.providers.local_tts import LocalTextToSpeech, SpeechSynthesizer
-from realtime_voice.testing.deepgram_sim_listen import QueryError, SessionHost
+from realtime_voice.testing.deepgram_sim_listen import SessionHost
 from realtime_voice.testing.deepgram_sim_messages import MODEL_UUID
+from realtime_voice.testing.deepgram_sim_query import QueryError
 
 __all__ = ["SpeakQuery", "handle_speak"]
 

@@ -84,3 +84,21 @@ def test_replay_buffer_forgets_the_oldest_beyond_its_bound_and_counts_it() -> No
     assert replay.held_bytes <= 700
     assert replay.overflow_bytes == 640
     assert replay.pending().start == 640
+
+
+def test_a_consumer_is_woken_per_wake_frames_and_at_once_for_control() -> None:
+    inbox = AudioInbox(10, wake_frames=2)
+    inbox.put_audio(frame(0))
+    got: list[list[bytes | Control]] = []
+    waiting = threading.Thread(target=lambda: got.append(inbox.get(30.0, 5)))
+    waiting.start()  # one frame is not enough: it waits for the second
+    inbox.put_audio(frame(1))
+    waiting.join(10.0)
+    assert got == [[frame(0), frame(1)]]
+    inbox.put_audio(frame(2))
+    assert inbox.get(0.0, 5) == [frame(2)]  # a partial batch goes out at the timeout
+    waiting = threading.Thread(target=lambda: got.append(inbox.get(30.0, 5)))
+    waiting.start()
+    inbox.put_control(Control.FINALIZE)
+    waiting.join(10.0)
+    assert got[-1] == [Control.FINALIZE]
