@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from realtime_voice.protocols.base import TransferTarget
 
 __all__ = [
     "ConversationContext",
+    "HandlesSilence",
     "HangupAction",
     "HistoryEntry",
     "Responder",
@@ -114,4 +115,13 @@ class Responder(Protocol):
 
         The session cancels the iteration on barge-in; implementations must tolerate it.
         """
+        ...
+
+
+@runtime_checkable
+class HandlesSilence(Protocol):
+    """A responder that knows what to say when the caller goes quiet (optional)."""
+
+    def silence(self, ctx: ConversationContext, *, final: bool = False) -> list[ResponseItem]:
+        """A re-prompt; with ``final``, a goodbye ending in a `HangupAction`."""
         ...

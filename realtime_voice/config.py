@@ -45,6 +45,8 @@ class Settings:
     vad_threshold: float = 0.5
     end_of_turn_silence_ms: int = 500
     mark_timeout_s: float = 10.0
+    silence_reprompt_s: float = 8.0
+    silence_max_reprompts: int = 2
     database_url: str = "sqlite:///./var/realtime_voice.db"
     spool_dir: str = "./var/spool"
     spool_max_bytes: int = 256 * 1024 * 1024
@@ -267,6 +269,12 @@ def load_settings(
         ),
         mark_timeout_s=r.get(
             "VOICE_MARK_TIMEOUT", _positive_float, 10.0, "a positive number of seconds"
+        ),
+        silence_reprompt_s=r.get(
+            "VOICE_SILENCE_REPROMPT_S", _positive_float, 8.0, "a positive number of seconds"
+        ),
+        silence_max_reprompts=r.get(
+            "VOICE_SILENCE_MAX_REPROMPTS", int, 2, "a whole number of re-prompts (0 or more)"
         ),
         database_url=r.get(
             "DATABASE_URL",

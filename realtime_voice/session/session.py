@@ -14,8 +14,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
+from ai_pipeline.flow_responder import outcome_of
 from ai_pipeline.responder import (
     ConversationContext,
+    HandlesSilence,
     HangupAction,
     HistoryEntry,
     SayText,
@@ -199,6 +201,8 @@ class CallSession:
         self._media_started = False
         self._end_task: asyncio.Task[None] | None = None
         self._platform_task: asyncio.Task[bool] | None = None
+        self._silence_task: asyncio.Task[None] | None = None
+        self._reprompts = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -255,10 +259,16 @@ class CallSession:
             self.stats.frames_out = self._pacer.stats.frames_sent
             self.state = CallState.FAILED if failed else CallState.ENDED
             self.ended_at = time.time()
+            flow_outcome = outcome_of(self.context)
             self.journal.ended(
                 state=self.state.value,
                 end_reason=reason,
-                outcome=default_outcome(self.state.value, reason),
+                outcome=(
+                    flow_outcome.outcome
+                    if flow_outcome and flow_outcome.outcome
+                    else default_outcome(self.state.value, reason)
+                ),
+                escalated=flow_outcome.escalated if flow_outcome else None,
                 metrics=metrics_from_stats(self.stats),
                 ended_at=utc_from_timestamp(self.ended_at),
             )
@@ -275,7 +285,9 @@ class CallSession:
     async def _release(self, code: int, reason: str) -> None:
         """Stop the call's tasks, the pacer and the recogniser; close the socket."""
         current = asyncio.current_task()
-        tasks = [t for t in (self._speech_task, self._stt_task) if t is not None]
+        tasks = [
+            t for t in (self._speech_task, self._stt_task, self._silence_task) if t is not None
+        ]
         for task in tasks:
             if task is not current:
                 task.cancel()
@@ -363,8 +375,9 @@ class CallSession:
     async def on_bad_message(self, error: ProtocolError) -> None:
         """A frame was rejected: answer per protocol, count it, end at ``VOICE_MAX_ERRORS``."""
         self.stats.bad_messages += 1
-        log.warning("rejected frame (%d/%d): %s", self.stats.bad_messages,
-                    self.settings.max_errors, error)
+        log.warning(
+            "rejected frame (%d/%d): %s", self.stats.bad_messages, self.settings.max_errors, error
+        )
         self.journal.event("error", {"code": error.code, "message": error.message[:200]})
         frame = self.protocol.format_error(error.code, error.message)
         if frame is not None:
@@ -484,6 +497,8 @@ class CallSession:
         self._start_response(UserTurn(text=text, confidence=confidence))
 
     async def _on_speech_started(self) -> None:
+        self._cancel_silence_timer()
+        self._reprompts = 0
         utterance = self._speaking
         task = self._speech_task
         if utterance is not None and self._bot_audible():
@@ -535,6 +550,7 @@ class CallSession:
 
     def _start_response(self, turn: UserTurn) -> None:
         """Answer ``turn``; an answer still under way is cut (barge-in rules apply)."""
+        self._cancel_silence_timer()
         previous = self._speech_task
         self._turn_ended_at = self._clock()
         self._awaiting_first_frame = True
@@ -596,6 +612,7 @@ class CallSession:
             self._record_bot(utterance)
         if self._speaking is utterance:
             self._speaking = None
+            self._start_silence_timer()
 
     async def _say(self, item: SayText, utterance: _Utterance) -> None:
         text = item.text.strip()
@@ -634,9 +651,45 @@ class CallSession:
             await asyncio.wait_for(asyncio.shield(waiter), self.settings.mark_timeout_s)
             return True
         except TimeoutError:
-            log.warning("no mark echo for %s within %.0f s", utterance.mark,
-                        self.settings.mark_timeout_s)
+            log.warning(
+                "no mark echo for %s within %.0f s", utterance.mark, self.settings.mark_timeout_s
+            )
             return False
+
+    def _start_silence_timer(self) -> None:
+        """After the bot finished speaking: re-prompt a silent caller, then end politely."""
+        if not isinstance(self.engines.responder, HandlesSilence) or self._ending:
+            return
+        self._cancel_silence_timer()
+        self._silence_task = asyncio.get_running_loop().create_task(
+            self._silence_after(self.settings.silence_reprompt_s), name="silence"
+        )
+
+    def _cancel_silence_timer(self) -> None:
+        task = self._silence_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._silence_task = None
+
+    async def _silence_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if self._turn_parts or (self._speech_task is not None and not self._speech_task.done()):
+            return  # the caller is mid-turn, or an answer is being made
+        responder = self.engines.responder
+        assert isinstance(responder, HandlesSilence)
+        final = self._reprompts >= self.settings.silence_max_reprompts
+        self._reprompts += 1
+        log.info(
+            "caller silent for %.0f s: %s", delay_s, "ending the call" if final else "re-prompt"
+        )
+        self.journal.event("silence", {"final": final, "after_s": delay_s})
+        items = responder.silence(self.context, final=final)
+        self._utterance_count += 1
+        self._silence_task = None
+        self._speech_task = asyncio.get_running_loop().create_task(
+            self._speak_items(_single(*items), f"response_{self._utterance_count}_done"),
+            name="silence-prompt",
+        )
 
     def _record_bot(self, utterance: _Utterance) -> None:
         """The utterance played to its end: it goes into the history and the record."""

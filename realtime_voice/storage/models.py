@@ -43,7 +43,7 @@ __all__ = [
     "utc_now",
 ]
 
-EVENT_KINDS = ("state_change", "transfer", "error", "notification", "dtmf", "barge_in")
+EVENT_KINDS = ("state_change", "transfer", "error", "notification", "dtmf", "barge_in", "silence")
 """The kinds of call events (the recorder accepts these only)."""
 
 NAMING_CONVENTION = {
@@ -137,11 +137,15 @@ class Call(Base):
     )
 
     turns: Mapped[list[Turn]] = relationship(
-        back_populates="call", order_by="Turn.seq", cascade="all, delete-orphan",
+        back_populates="call",
+        order_by="Turn.seq",
+        cascade="all, delete-orphan",
         passive_deletes=True,
     )
     events: Mapped[list[CallEvent]] = relationship(
-        back_populates="call", order_by="CallEvent.seq", cascade="all, delete-orphan",
+        back_populates="call",
+        order_by="CallEvent.seq",
+        cascade="all, delete-orphan",
         passive_deletes=True,
     )
 
@@ -161,9 +165,7 @@ class Turn(Base):
     __tablename__ = "turns"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    call_id: Mapped[int] = mapped_column(
-        IdType, ForeignKey("calls.id", ondelete="CASCADE")
-    )
+    call_id: Mapped[int] = mapped_column(IdType, ForeignKey("calls.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
@@ -185,9 +187,7 @@ class CallEvent(Base):
     __tablename__ = "call_events"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    call_id: Mapped[int] = mapped_column(
-        IdType, ForeignKey("calls.id", ondelete="CASCADE")
-    )
+    call_id: Mapped[int] = mapped_column(IdType, ForeignKey("calls.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     kind: Mapped[str] = mapped_column(String(32))

@@ -37,7 +37,9 @@ NOTIFICATION_SEQ_BASE = 1_000_000
 ``NOTIFICATION_SEQ_BASE + body.sequence``), so they never collide with the session's own
 numbering (0, 1, 2...) under the ``(call, seq)`` idempotency key."""
 
-EventKind = Literal["state_change", "transfer", "error", "notification", "dtmf", "barge_in"]
+EventKind = Literal[
+    "state_change", "transfer", "error", "notification", "dtmf", "barge_in", "silence"
+]
 
 
 class RecordFormatError(ValueError):

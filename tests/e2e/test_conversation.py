@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import threading
+from collections.abc import Callable
 
 import aiohttp
 import numpy as np
@@ -155,3 +156,17 @@ async def test_calls_leave_no_threads_tasks_or_sockets(server: VoiceServer) -> N
     assert threading.active_count() <= threads_before
     assert len(asyncio.all_tasks()) <= tasks_before
     assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+
+async def test_silent_caller_is_reprompted_then_the_call_ends_politely(
+    make_server: Callable[..., object],
+) -> None:
+    server = await make_server(silence_reprompt_s=1.0, silence_max_reprompts=1)  # type: ignore[misc]
+    assert isinstance(server, VoiceServer)
+    report = await place(server, [], end_after_last_line_s=20.0, max_call_s=40.0)
+    marks = [m.name for m in report.marks_received]
+    # Greeting, one re-prompt, then the goodbye; the bot hangs up for silence.
+    assert marks[0] == "greeting_done"
+    assert len(marks) == 3
+    assert report.hangup_reason == "silence"
+    assert report.close_code == 1000
