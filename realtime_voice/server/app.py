@@ -143,6 +143,7 @@ class VoiceServer:
             self._runner = None
         if self.rc_client is not None:
             await self.rc_client.aclose()
+        await self.engines.aclose()
         await self.recorder.close(timeout_s=10)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ai_pipeline.responder import Responder
@@ -16,6 +16,7 @@ from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings, SettingsError
 from realtime_voice.protocols.base import TransferTarget
 from realtime_voice.providers.base import SpeechToText, TextToSpeech
+from realtime_voice.providers.deepgram_health import DeepgramHealth
 from realtime_voice.providers.line_cache import LineCache
 
 __all__ = ["SpeechEngines", "build_engines", "build_responder", "warm_up"]
@@ -34,6 +35,10 @@ class SpeechEngines:
         stt_name: provider name for health and logs.
         tts_name: provider name for health and logs.
         line_cache: audio of fixed lines.
+        make_fallback_stt: the offline recogniser a call switches to when the primary
+            cannot start (a bad key must never mean silence).
+        health: Deepgram's cached health check, when Deepgram is in use.
+        closers: coroutines run once at shutdown (client pools, health checks).
     """
 
     make_stt: Callable[[], SpeechToText]
@@ -42,11 +47,23 @@ class SpeechEngines:
     stt_name: str
     tts_name: str
     line_cache: LineCache = field(default_factory=LineCache)
+    make_fallback_stt: Callable[[], SpeechToText] | None = None
+    health: DeepgramHealth | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def deepgram_status(self) -> str:
-        """What the health endpoint reports for Deepgram."""
-        return "offline" if "deepgram" not in (self.stt_name, self.tts_name) else "healthy"
+        """What the health endpoint reports for Deepgram (never waits on the network)."""
+        return self.health.status if self.health is not None else "offline"
+
+    async def aclose(self) -> None:
+        """Release process-wide clients. Safe to call once at shutdown."""
+        for close in self.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a provider client failed")
+        self.closers.clear()
 
 
 def build_engines(settings: Settings) -> SpeechEngines:
@@ -55,16 +72,8 @@ def build_engines(settings: Settings) -> SpeechEngines:
     Raises:
         SettingsError: a provider was requested that this build cannot provide.
     """
-    for var, value in (
-        ("STT_PROVIDER", settings.stt_provider),
-        ("TTS_PROVIDER", settings.tts_provider),
-    ):
-        if value == "deepgram":
-            raise SettingsError(
-                f"{var}={value} is not available in this release yet: use auto or local"
-            )
-    if settings.deepgram_api_key:
-        log.warning("DEEPGRAM_API_KEY is set but this release runs the offline speech engines")
+    use_deepgram_stt = _wants_deepgram("STT_PROVIDER", settings.stt_provider, settings)
+    use_deepgram_tts = _wants_deepgram("TTS_PROVIDER", settings.tts_provider, settings)
 
     from realtime_voice.providers.local_stt import LocalSpeechToText
     from realtime_voice.providers.local_tts import LocalTextToSpeech, default_synthesizer
@@ -72,7 +81,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
 
     synthesizer = default_synthesizer()
 
-    def make_stt() -> SpeechToText:
+    def make_local_stt() -> SpeechToText:
         return LocalSpeechToText(
             MoonshineRecognizer.shared(),
             vad_threshold=settings.vad_threshold,
@@ -80,19 +89,66 @@ def build_engines(settings: Settings) -> SpeechEngines:
             end_silence_ms=settings.end_of_turn_silence_ms,
         )
 
-    def make_tts(fmt: AudioFormat) -> TextToSpeech:
+    def make_local_tts(fmt: AudioFormat) -> TextToSpeech:
         return LocalTextToSpeech(fmt, synthesizer)
 
     responder = build_responder(
         settings, TransferTarget(phone_number=settings.transfer_phone_number)
     )
-    return SpeechEngines(
-        make_stt=make_stt,
-        make_tts=make_tts,
+    engines = SpeechEngines(
+        make_stt=make_local_stt,
+        make_tts=make_local_tts,
         responder=responder,
         stt_name="local",
         tts_name="local",
     )
+    if use_deepgram_stt or use_deepgram_tts:
+        _add_deepgram(engines, settings, use_deepgram_stt, use_deepgram_tts)
+    return engines
+
+
+def _wants_deepgram(var: str, value: str, settings: Settings) -> bool:
+    if value == "deepgram" and not settings.deepgram_api_key:
+        raise SettingsError(f"{var}=deepgram needs DEEPGRAM_API_KEY")
+    return value == "deepgram" or (value == "auto" and settings.deepgram_api_key is not None)
+
+
+def _add_deepgram(engines: SpeechEngines, settings: Settings, stt: bool, tts: bool) -> None:
+    """Put Deepgram in front, keeping the offline engines as the fallback."""
+    from realtime_voice.providers.deepgram_client import create_async_client, create_client
+    from realtime_voice.providers.deepgram_options import DeepgramSttOptions
+    from realtime_voice.providers.deepgram_stt import DeepgramSpeechToText
+    from realtime_voice.providers.deepgram_tts import DeepgramTextToSpeech
+    from realtime_voice.providers.fallback_tts import FallbackTextToSpeech
+
+    key = settings.deepgram_api_key
+    assert key is not None
+    health = DeepgramHealth(key, settings.deepgram_base_url)
+    engines.health = health
+    engines.closers.append(health.aclose)
+    if stt:
+        client = create_client(
+            key, base_url=settings.deepgram_base_url, ws_url=settings.deepgram_ws_url
+        )
+        options = DeepgramSttOptions(model=settings.deepgram_model)
+        engines.make_fallback_stt = engines.make_stt
+        engines.make_stt = lambda: DeepgramSpeechToText(client, options)
+        engines.stt_name = "deepgram"
+    if tts:
+        handle = create_async_client(
+            key, base_url=settings.deepgram_base_url, ws_url=settings.deepgram_ws_url
+        )
+        engines.closers.append(handle.aclose)
+        local_tts = engines.make_tts
+
+        def make_tts(fmt: AudioFormat) -> TextToSpeech:
+            return FallbackTextToSpeech(
+                DeepgramTextToSpeech(fmt, handle.client, model=settings.deepgram_tts_model),
+                local_tts(fmt),
+            )
+
+        engines.make_tts = make_tts
+        engines.tts_name = "deepgram"
 
 
 def build_responder(settings: Settings, transfer_target: TransferTarget) -> Responder:
@@ -162,6 +218,8 @@ async def warm_up(engines: SpeechEngines, greeting_formats: tuple[AudioFormat, .
 
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, MoonshineRecognizer.shared)
+    if engines.health is not None:
+        await engines.health.refresh()
     greeting = engines.responder.greeting(ConversationContext(call_id="warm-up"))
     for fmt in greeting_formats:
         async for _ in engines.line_cache.speak(engines.make_tts(fmt), greeting, fmt):

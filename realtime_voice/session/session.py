@@ -231,7 +231,21 @@ class CallSession:
         )
         self._pacer.start()
         stt = self.engines.make_stt()
-        await stt.start()
+        try:
+            await stt.start()
+        except SttError as exc:
+            fallback = self.engines.make_fallback_stt
+            if fallback is None:
+                raise
+            # Never silence: the call goes on with the offline recogniser.
+            log.error(
+                "speech recognition %s unavailable (%s): using the offline recogniser",
+                self.engines.stt_name,
+                exc,
+            )
+            self.journal.event("error", {"code": "stt_fallback", "message": str(exc)[:200]})
+            stt = fallback()
+            await stt.start()
         self._stt = stt
         self._stt_task = asyncio.get_running_loop().create_task(self._stt_loop(), name="stt")
 
