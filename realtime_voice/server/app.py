@@ -25,6 +25,7 @@ from webhooks.calls_api import add_calls_routes
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
 from webhooks.tokens import StreamTokenIssuer
+from webhooks.tts_test import add_tts_test_route
 from webhooks.twilio_answer import TwilioAnswerHandler
 
 __all__ = ["VoiceServer", "run_server"]
@@ -48,9 +49,7 @@ class VoiceServer:
         self.manager = CallSessionManager(
             max_calls=settings.max_calls, ringing_ttl_s=settings.stream_token_ttl_s
         )
-        self.tokens = StreamTokenIssuer(
-            settings.stream_secret, ttl_s=settings.stream_token_ttl_s
-        )
+        self.tokens = StreamTokenIssuer(settings.stream_secret, ttl_s=settings.stream_token_ttl_s)
         self.recorder = CallRecorder(
             settings.database_url,
             spool_dir=Path(settings.spool_dir),
@@ -73,8 +72,14 @@ class VoiceServer:
                 self.ringcentral, CallControlClient(self.rc_client)
             )
         self.media = MediaServer(
-            settings, self.manager, self.engines, self.tokens, self.health, self.recorder,
+            settings,
+            self.manager,
+            self.engines,
+            self.tokens,
+            self.health,
+            self.recorder,
             platform,
+            public_media_url=lambda: self.public_media_url,
         )
         self.twilio = TwilioAnswerHandler(
             self.manager,
@@ -101,9 +106,7 @@ class VoiceServer:
             log.error("database migration failed, recording to the spool: %s", exc)
         await self.recorder.start()
         await warm_up(self.engines, greeting_formats=(AudioFormat(),))
-        self.media_port = await self.media.start(
-            self.settings.media_host, self.settings.media_port
-        )
+        self.media_port = await self.media.start(self.settings.media_host, self.settings.media_port)
         if not self.public_media_url:
             self.public_media_url = f"ws://127.0.0.1:{self.media_port}"
         app = build_http_app(
@@ -116,6 +119,7 @@ class VoiceServer:
             twilio=self.twilio,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
+        add_tts_test_route(app, self.engines.make_tts)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -36,6 +36,7 @@ from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.session import CallSession
 from realtime_voice.storage.journal import RecordSink
 from webhooks.tokens import StreamTokenIssuer, TokenError
+from webhooks.twilio_answer import verify_twilio_signature
 
 __all__ = ["BRIDGE_PATH", "HEALTH_PATH", "TWILIO_PATH", "MediaServer"]
 
@@ -66,6 +67,7 @@ class MediaServer:
         health: builds the health document.
         records: where calls are recorded (the `CallRecorder`), if anywhere.
         platform: telephony-platform call control (RingCentral), if configured.
+        public_media_url: the public base URL Twilio connects to (signature checks).
     """
 
     def __init__(
@@ -77,7 +79,9 @@ class MediaServer:
         health: HealthReporter,
         records: RecordSink | None = None,
         platform: PlatformCallControl | None = None,
+        public_media_url: Callable[[], str] | None = None,
     ) -> None:
+        self.public_media_url = public_media_url or (lambda: settings.public_media_url)
         self.records = records
         self.platform = platform
         self.settings = settings
@@ -124,6 +128,16 @@ class MediaServer:
             return _json_response(status, body)
         if path not in (BRIDGE_PATH, TWILIO_PATH):
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
+        if path == TWILIO_PATH and self.settings.twilio_auth_token:
+            # PROTOCOLS.md §3: Twilio signs the upgrade request like a webhook (the URL it
+            # connected to, no form parameters).
+            signature = request.headers.get("X-Twilio-Signature", "")
+            url = self.public_media_url() + request.path
+            if not signature or not verify_twilio_signature(
+                self.settings.twilio_auth_token, url, [], signature
+            ):
+                log.warning("twilio stream refused: bad or missing X-Twilio-Signature")
+                return _json_response(403, {"error": "missing or invalid X-Twilio-Signature"})
         return None
 
     # ------------------------------------------------------------------ WebSocket part

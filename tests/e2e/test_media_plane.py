@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import wave
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime_voice.server.app import VoiceServer
+from webhooks.twilio_answer import twilio_signature
 
 pytestmark = pytest.mark.e2e
 
@@ -234,3 +237,33 @@ async def test_twilio_without_valid_token_is_refused(server: VoiceServer) -> Non
                                       "channels": 1}}}))
         assert await close_code(ws) == 1008
     assert server.manager.total_calls == 0
+
+
+async def test_tts_test_endpoint_returns_a_wav(server: VoiceServer) -> None:
+    base = f"http://127.0.0.1:{server.http_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/voice/test", params={"text": "Hello there."}) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "audio/wav"
+            body = await resp.read()
+        async with http.post(f"{base}/api/voice/test") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["parameter"] == "text"
+    with wave.open(io.BytesIO(body)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
+        assert wav.getnframes() > 16000 // 2  # more than half a second of speech
+
+
+async def test_twilio_upgrade_signature_is_checked(make_server: Callable[..., object]) -> None:
+    server = await make_server(twilio_auth_token="twilio-auth-token-1")  # type: ignore[misc]
+    assert isinstance(server, VoiceServer)
+    url = f"ws://127.0.0.1:{server.media_port}/api/voice/twilio/ws"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+    signature = twilio_signature("twilio-auth-token-1", url, [])
+    async with connect(url, additional_headers={"X-Twilio-Signature": signature}) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send(json.dumps({"event": "stop", "sequenceNumber": "2", "streamSid": "MZ1"}))
+        assert await close_code(ws) == 1008  # signed, but no start with a valid token

@@ -1,0 +1,54 @@
+"""``POST /api/voice/test?text=...``: the configured voice as a WAV (the TTS test)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import wave
+from collections.abc import Callable
+
+from aiohttp import web
+
+from realtime_voice.audio.format import AudioEncoding, AudioFormat
+from realtime_voice.providers.base import TextToSpeech, TtsError
+
+__all__ = ["MAX_TEXT_CHARS", "add_tts_test_route"]
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 500
+_FORMAT = AudioFormat(AudioEncoding.PCM16, 16000, 1)
+
+
+def add_tts_test_route(
+    app: web.Application, make_tts: Callable[[AudioFormat], TextToSpeech]
+) -> None:
+    """Register the route; ``make_tts`` is the engines' synthesiser factory."""
+
+    async def handle(request: web.Request) -> web.Response:
+        text = request.query.get("text", "").strip()
+        if not text:
+            return web.json_response(
+                {"error": "missing query parameter text", "parameter": "text"}, status=400
+            )
+        if len(text) > MAX_TEXT_CHARS:
+            return web.json_response(
+                {"error": f"text over {MAX_TEXT_CHARS} characters", "parameter": "text"},
+                status=400,
+            )
+        pcm = bytearray()
+        try:
+            async for chunk in make_tts(_FORMAT).synthesize(text):
+                pcm += chunk
+        except TtsError as exc:
+            log.error("TTS test failed: %s", exc)
+            return web.json_response({"error": f"speech synthesis failed: {exc}"}, status=502)
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(_FORMAT.sample_rate)
+            wav.writeframes(bytes(pcm))
+        return web.Response(body=buffer.getvalue(), content_type="audio/wav")
+
+    app.router.add_post("/api/voice/test", handle)
