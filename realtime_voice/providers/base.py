@@ -112,6 +112,11 @@ class SpeechToText(Protocol):
     ``events()`` yields results until the stream stops.
     """
 
+    confirms_speech_start: bool
+    """True when `SpeechStarted` already means real speech of a minimum length (our VAD
+    rule), so it may interrupt the bot at once; False when it fires on any sound
+    (Deepgram's VAD event), so barge-in waits for words that are not a back-channel."""
+
     async def start(self) -> None:
         """Open the stream (connect, load state). Raises `SttError` on failure."""
         ...

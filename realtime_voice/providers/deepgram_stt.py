@@ -134,6 +134,9 @@ class DeepgramSpeechToText:
         ValueError: a bound is not positive.
     """
 
+    confirms_speech_start = False
+    """Deepgram's SpeechStarted fires on any sound: barge-in waits for real words."""
+
     def __init__(
         self,
         client: DeepgramClient,

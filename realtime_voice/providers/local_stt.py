@@ -374,6 +374,9 @@ class LocalSpeechToText:
         ValueError: a parameter is out of range.
     """
 
+    confirms_speech_start = True
+    """Onsets need `speech_start_ms` of VAD speech: they are real speech."""
+
     def __init__(
         self,
         recognizer: SegmentRecognizer | None = None,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from ai_pipeline.flow_responder import outcome_of
+from ai_pipeline.nlp import is_backchannel
 from ai_pipeline.responder import (
     ConversationContext,
     HandlesSilence,
@@ -471,7 +472,7 @@ class CallSession:
                 if isinstance(event, SpeechStarted):
                     await self._on_speech_started()
                 elif isinstance(event, TranscriptResult):
-                    self._on_transcript(event)
+                    await self._on_transcript(event)
                 elif isinstance(event, UtteranceEnd) and self._turn_parts:
                     self._end_of_turn()
         except asyncio.CancelledError:
@@ -485,11 +486,21 @@ class CallSession:
             log.exception("speech recognition loop crashed")
             await self._apologise_and_end("stt_failed")
 
-    def _on_transcript(self, result: TranscriptResult) -> None:
+    async def _on_transcript(self, result: TranscriptResult) -> None:
+        text = result.text.strip()
+        utterance = self._speaking
+        if text and utterance is not None and self._bot_audible():
+            if is_backchannel(text):
+                # "uh-huh", "yeah" while the bot talks: neither an interruption nor a turn.
+                if result.is_final:
+                    log.debug("back-channel ignored: %s", text)
+                    self.stats.transcripts += 1
+                    return
+            else:
+                await self._barge_in(utterance)
         if not result.is_final:
             return
         self.stats.transcripts += 1
-        text = result.text.strip()
         if text:
             log.debug("caller said: %s", text)
             self._turn_parts.append(text)
@@ -516,6 +527,8 @@ class CallSession:
         utterance = self._speaking
         task = self._speech_task
         if utterance is not None and self._bot_audible():
+            if self._stt is not None and not self._stt.confirms_speech_start:
+                return  # wait for words (`_on_transcript`): a cough must not cut the bot
             await self._barge_in(utterance)
         elif (
             task is not None

@@ -74,3 +74,31 @@ async def test_a_bad_key_falls_back_to_the_offline_engines(deepgram: tuple[str, 
     errors = [e for e in record["events"] if e["kind"] == "error"]
     assert any(e["data"].get("code") == "stt_fallback" for e in errors)
     assert record["state"] == "ended"
+
+
+async def test_barge_in_on_deepgram_waits_for_words(deepgram: tuple[str, str]) -> None:
+    settings = e2e_settings(
+        deepgram_api_key=SIM_KEY, deepgram_base_url=deepgram[0], deepgram_ws_url=deepgram[1]
+    )
+    server = VoiceServer(settings, engines=build_engines(settings))
+    await server.start()
+    try:
+        report = await SimulatedCaller(
+            CallOptions(
+                http_url=f"http://127.0.0.1:{server.http_port}",
+                max_call_s=60.0,
+                transcribe_bot=False,
+            )
+        ).run(
+            [
+                CallerLine("What are your opening hours?"),
+                CallerLine("Sorry, can I talk to a manager?", barge_in_after_s=0.8),
+            ]
+        )
+        await server.manager.wait_idle()
+    finally:
+        await server.stop(drain_timeout_s=2.0)
+    # Deepgram's SpeechStarted alone does not cut the bot; the words that follow do.
+    assert report.clears
+    assert any(u.interrupted for u in report.bot_utterances)
+    assert report.transfer == {"phoneNumber": "+15555550100"}
