@@ -70,7 +70,6 @@ class Settings:
     twilio_auth_token: str | None = field(default=None, repr=False)
     public_http_url: str | None = None
     transfer_phone_number: str = "+15555550100"
-    business_name: str = "Bella Vista"
     flows_dir: str | None = None
     default_flow: str = "restaurant"
     llm_deadline_s: float = 4.0
@@ -314,7 +313,6 @@ def load_settings(
         transfer_phone_number=r.get(
             "VOICE_TRANSFER_NUMBER", _e164, "+15555550100", "an E.164 number such as +15555550100"
         ),
-        business_name=r.get("VOICE_BUSINESS_NAME", str, "Bella Vista", "a name"),
         flows_dir=r.get("VOICE_FLOWS_DIR", str, None, "a directory of flow JSON files"),
         default_flow=r.get("VOICE_DEFAULT_FLOW", str, "restaurant", "a flow name"),
         llm_deadline_s=r.get(
