@@ -516,7 +516,7 @@ async def test_known_bug_ringcentral_json_bomb(plane: Plane, body: bytes) -> Non
 
 @pytest.mark.xfail(strict=True, reason="a lone surrogate in body.id or a phoneNumber reaches "
                    "StreamTokenIssuer._sign (webhooks/tokens.py:78) / urlencode "
-                   "(webhooks/inbound.py:111): UnicodeEncodeError, 500")
+                   "(webhooks/inbound.py:118): UnicodeEncodeError, 500")
 @pytest.mark.parametrize("field", ["id", "from"])
 async def test_known_bug_inbound_lone_surrogate(plane: Plane, field: str) -> None:
     body: dict[str, Any] = {"id": "call-surrogate", "from": {"phoneNumber": "+1555"}}
@@ -529,7 +529,7 @@ async def test_known_bug_inbound_lone_surrogate(plane: Plane, field: str) -> Non
     assert_explained(await send(plane, "POST", "/api/voice/inbound", raw))
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:130 catches ValueError only: "
+@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:137 catches ValueError only: "
                    "an unknown form charset makes request.post() raise LookupError, 500")
 async def test_known_bug_twilio_unknown_charset(plane: Plane) -> None:
     reply = await send(
@@ -539,7 +539,7 @@ async def test_known_bug_twilio_unknown_charset(plane: Plane) -> None:
     assert_explained(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:130: a chunked form over "
+@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:137: a chunked form over "
                    "64 KiB gets aiohttp's own text/plain 413, not the JSON error")
 async def test_known_bug_twilio_chunked_oversize_not_json(plane: Plane) -> None:
     reply = await send(
