@@ -47,6 +47,15 @@ def _phone(party: Any, field: str) -> str:
     return number
 
 
+def _encodable(text: str) -> bool:
+    """Valid JSON may carry lone surrogates (``\\ud800``), which no URL or HMAC can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class InboundCallHandler:
     """The aiohttp handler for inbound-call webhooks.
 
@@ -83,8 +92,10 @@ class InboundCallHandler:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             payload = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"malformed JSON: {exc}")
+        except (ValueError, RecursionError) as exc:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors; so are numbers past
+            # Python's digit limit. RecursionError: nesting deeper than the parser's stack.
+            return _error(400, f"malformed JSON: {exc}"[:300])
         if not isinstance(payload, dict):
             return _error(400, "the request body must be a JSON object")
         event = payload.get("event", "call.inbound")
@@ -101,6 +112,13 @@ class InboundCallHandler:
             to_number = _phone(body.get("to"), "to")
         except ValueError as exc:
             return _error(400, str(exc), str(exc).split(" ")[0])
+        for field, value in (
+            ("body.id", call_id),
+            ("body.from.phoneNumber", from_number),
+            ("body.to.phoneNumber", to_number),
+        ):
+            if not _encodable(value):
+                return _error(400, f"{field} is not valid Unicode text (lone surrogate)", field)
 
         call_id_var.set(call_id)
         existing = self._manager.ringing(call_id)
@@ -132,9 +150,8 @@ class InboundCallHandler:
                 "format": {"encoding": "mulaw", "sampleRate": 8000, "channels": 1},
             },
         }
-        self._manager.add_ringing(
-            InboundCall(call_id, session_id, from_number, to_number, answer)
+        self._manager.add_ringing(InboundCall(call_id, session_id, from_number, to_number, answer))
+        log.info(
+            "inbound call answered from %s to %s", mask_phone(from_number), mask_phone(to_number)
         )
-        log.info("inbound call answered from %s to %s", mask_phone(from_number),
-                 mask_phone(to_number))
         return web.json_response(answer)

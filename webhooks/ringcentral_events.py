@@ -189,6 +189,9 @@ def parse_notification(raw: bytes | str) -> TelephonySessionEvent | OtherNotific
         raise NotificationError("", "the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise NotificationError("", f"malformed JSON: {exc.msg} at char {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:
+        # Numbers past Python's digit limit, or nesting deeper than the parser's stack.
+        raise NotificationError("", f"malformed JSON: {exc}"[:200]) from None
     if not isinstance(doc, dict):
         raise NotificationError("", "the notification must be a JSON object")
     uuid = _string(doc, "uuid", "uuid", required=True)

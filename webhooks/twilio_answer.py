@@ -135,7 +135,9 @@ class TwilioAnswerHandler:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             form = await request.post()
-        except ValueError as exc:  # aiohttp's own limit or a broken form body
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        except (ValueError, LookupError) as exc:  # a broken form body or unknown charset
             return _error(400, f"unreadable form body: {exc}")
         params = [(name, value) for name, value in form.items() if isinstance(value, str)]
         if self._auth_token is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ai_pipeline.customers import Customer
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
@@ -105,6 +106,7 @@ class VoiceServer:
             # (run `realtime-voice db upgrade` once it is reachable).
             log.error("database migration failed, recording to the spool: %s", exc)
         await self.recorder.start()
+        await self._load_customers()
         await warm_up(self.engines, greeting_formats=(AudioFormat(),))
         self.media_port = await self.media.start(self.settings.media_host, self.settings.media_port)
         if not self.public_media_url:
@@ -136,6 +138,26 @@ class VoiceServer:
             self.engines.stt_name,
             self.engines.tts_name,
         )
+
+    async def _load_customers(self) -> None:
+        """Read the customer table ahead into the flows' directory (greetings by name must
+        not wait on the database mid-call)."""
+        try:
+            rows = await asyncio.to_thread(self.call_store.list_customers_sync)
+        except Exception as exc:
+            log.warning("customers not loaded (callers are not greeted by name): %s", exc)
+            return
+        for row in rows:
+            if row.name:
+                self.engines.customers.add(
+                    Customer(
+                        name=row.name,
+                        phone_number=row.phone,
+                        customer_id=row.external_id or str(row.id),
+                        details={k: str(v) for k, v in (row.details or {}).items()},
+                    )
+                )
+        log.info("%d customer(s) loaded for personal greetings", len(rows))
 
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop taking calls, let live ones finish, end the rest politely, close both planes."""

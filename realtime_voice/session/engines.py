@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ai_pipeline.customers import InMemoryCustomerDirectory
 from ai_pipeline.responder import Responder
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings, SettingsError
@@ -39,6 +40,7 @@ class SpeechEngines:
             cannot start (a bad key must never mean silence).
         health: Deepgram's cached health check, when Deepgram is in use.
         closers: coroutines run once at shutdown (client pools, health checks).
+        customers: callers the flows greet by name (read ahead from the database).
     """
 
     make_stt: Callable[[], SpeechToText]
@@ -50,6 +52,7 @@ class SpeechEngines:
     make_fallback_stt: Callable[[], SpeechToText] | None = None
     health: DeepgramHealth | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    customers: InMemoryCustomerDirectory = field(default_factory=InMemoryCustomerDirectory)
 
     @property
     def deepgram_status(self) -> str:
@@ -92,8 +95,9 @@ def build_engines(settings: Settings) -> SpeechEngines:
     def make_local_tts(fmt: AudioFormat) -> TextToSpeech:
         return LocalTextToSpeech(fmt, synthesizer)
 
+    customers = InMemoryCustomerDirectory()
     responder = build_responder(
-        settings, TransferTarget(phone_number=settings.transfer_phone_number)
+        settings, TransferTarget(phone_number=settings.transfer_phone_number), customers
     )
     engines = SpeechEngines(
         make_stt=make_local_stt,
@@ -101,6 +105,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
         responder=responder,
         stt_name="local",
         tts_name="local",
+        customers=customers,
     )
     if use_deepgram_stt or use_deepgram_tts:
         _add_deepgram(engines, settings, use_deepgram_stt, use_deepgram_tts)
@@ -151,14 +156,17 @@ def _add_deepgram(engines: SpeechEngines, settings: Settings, stt: bool, tts: bo
         engines.tts_name = "deepgram"
 
 
-def build_responder(settings: Settings, transfer_target: TransferTarget) -> Responder:
+def build_responder(
+    settings: Settings,
+    transfer_target: TransferTarget,
+    customers: InMemoryCustomerDirectory | None = None,
+) -> Responder:
     """The flow responder, with an OpenAI-compatible model when one is configured.
 
     Raises:
         SettingsError: a flow file is invalid (the message names file, key and problem), or
             the default flow does not exist.
     """
-    from ai_pipeline.customers import InMemoryCustomerDirectory
     from ai_pipeline.flow_reader import FlowError
     from ai_pipeline.flow_responder import FlowResponder
     from ai_pipeline.flow_schema import load_flows
@@ -198,7 +206,7 @@ def build_responder(settings: Settings, transfer_target: TransferTarget) -> Resp
         flows,
         default_flow=settings.default_flow,
         chat_model=chat_model,
-        customers=InMemoryCustomerDirectory(),
+        customers=customers if customers is not None else InMemoryCustomerDirectory(),
         transfer_target=transfer_target,
         llm_deadline_s=settings.llm_deadline_s,
         history_turns=settings.llm_history_turns,

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from yarl import URL
@@ -175,22 +175,6 @@ def mutate(doc: Any, path: list[int], value: Any) -> Any:
     return copy
 
 
-def json_bomb(body: bytes) -> bool:
-    """A body Python's `json` refuses with something other than `JSONDecodeError`.
-
-    Over 1000 levels of nesting raise `RecursionError`, an integer past 4300 digits a plain
-    `ValueError`; the JSON webhooks catch neither yet (see the ``KNOWN BUGS`` tests), so
-    the general fuzz tests leave these bodies to them.
-    """
-    try:
-        json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    except (RecursionError, ValueError):
-        return True
-    return False
-
-
 class Blob(bytes):
     """A large body whose repr stays short in a failure report."""
 
@@ -232,24 +216,6 @@ def _has_surrogate(value: object) -> bool:
     return isinstance(value, str) and any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
-def surrogate_in_answer(body: bytes) -> bool:
-    """An inbound body whose ``body.id`` or a phone number carries a lone surrogate.
-
-    Those strings go into the signed media URL and crash it (see
-    ``test_known_bug_inbound_lone_surrogate``), so the general fuzz test leaves them out.
-    """
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return False
-    inner = doc.get("body") if isinstance(doc, dict) else None
-    if not isinstance(inner, dict):
-        return False
-    parties = [inner.get("from"), inner.get("to")]
-    numbers = [p.get("phoneNumber") for p in parties if isinstance(p, dict)]
-    return any(_has_surrogate(v) for v in [inner.get("id"), *numbers])
-
-
 def check_inbound_answer(reply: Reply, sent: bytes) -> None:
     assert_explained(reply)
     if reply.status != 200:
@@ -265,7 +231,6 @@ def check_inbound_answer(reply: Reply, sent: bytes) -> None:
 async def test_inbound_webhook_explains_every_rejection(
     plane: Plane, body: bytes, chunked: bool
 ) -> None:
-    assume(not json_bomb(body) and not surrogate_in_answer(body))
     reply = await send(plane, "POST", "/api/voice/inbound", body, chunked=chunked)
     check_inbound_answer(reply, body)
 
@@ -285,7 +250,6 @@ async def token_plane(plane_factory: StartPlane) -> AsyncIterator[Plane]:
 async def test_inbound_webhook_with_verification_token(
     token_plane: Plane, token: str | None, body: bytes
 ) -> None:
-    assume(token != INBOUND_TOKEN or not (json_bomb(body) or surrogate_in_answer(body)))
     headers = {} if token is None else {"Verification-Token": token}
     reply = await send(token_plane, "POST", "/api/voice/inbound", body, headers=headers)
     if token != INBOUND_TOKEN:
@@ -326,7 +290,6 @@ RC_BODIES = st.one_of(
 async def test_ringcentral_webhook_explains_every_rejection(
     plane: Plane, body: bytes, headers: dict[str, str], chunked: bool
 ) -> None:
-    assume(not json_bomb(body))
     reply = await send(plane, "POST", WEBHOOK_PATH, body, chunked=chunked, headers=headers)
     assert_explained(reply)
     validation = headers.get("Validation-Token")
@@ -421,8 +384,7 @@ FORM_TYPES = st.sampled_from([
 async def test_twilio_answer_explains_every_rejection(
     plane: Plane, body: bytes, content_type: str, chunked: bool
 ) -> None:
-    # Known bug (test_known_bug_twilio_chunked_oversize_not_json): left to that test.
-    assume(not (chunked and len(body) > 64 * 1024))
+    # Known bug (test_regression_twilio_chunked_oversize_not_json): left to that test.
     reply = await send(plane, "POST", TWILIO_INCOMING_PATH, body, chunked=chunked,
                        headers={"Content-Type": content_type})
     assert_explained(reply)
@@ -486,10 +448,10 @@ async def test_call_detail_explains_every_rejection(plane: Plane, call_id: str) 
 
 
 
-# ------------------------------------------------------------------------------ KNOWN BUGS
-# Inputs the fuzz tests found that the server does not yet handle. Each asserts the
-# property the fuzz tests check; strict xfail makes the suite say so once one is fixed
-# (then drop the xfail and the matching exclusion in the strategies above).
+# ------------------------------------------------------------------------------ REGRESSIONS
+# Inputs the fuzz tests found that once made the server answer 500 or a non-JSON error
+# (JSON bombs, lone surrogates, unknown form charsets, oversized chunked forms). Each
+# asserts the property the fuzz tests check, on exactly that input.
 
 JSON_BOMBS = [
     pytest.param(b"1" * 4301, id="int-past-4300-digits"),
@@ -498,27 +460,20 @@ JSON_BOMBS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/inbound.py:85 catches only JSONDecodeError: "
-                   "RecursionError / ValueError from json.loads give a 500")
 @pytest.mark.parametrize("body", JSON_BOMBS)
-async def test_known_bug_inbound_json_bomb(plane: Plane, body: bytes) -> None:
+async def test_regression_inbound_json_bomb(plane: Plane, body: bytes) -> None:
     assert_explained(await send(plane, "POST", "/api/voice/inbound", body))
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/ringcentral_events.py:187 catches only "
-                   "JSONDecodeError: RecursionError / ValueError from json.loads give a 500")
 @pytest.mark.parametrize("body", JSON_BOMBS)
-async def test_known_bug_ringcentral_json_bomb(plane: Plane, body: bytes) -> None:
+async def test_regression_ringcentral_json_bomb(plane: Plane, body: bytes) -> None:
     reply = await send(plane, "POST", WEBHOOK_PATH, body,
                        headers={"Verification-Token": RC_TOKEN})
     assert_explained(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="a lone surrogate in body.id or a phoneNumber reaches "
-                   "StreamTokenIssuer._sign (webhooks/tokens.py:78) / urlencode "
-                   "(webhooks/inbound.py:118): UnicodeEncodeError, 500")
 @pytest.mark.parametrize("field", ["id", "from"])
-async def test_known_bug_inbound_lone_surrogate(plane: Plane, field: str) -> None:
+async def test_regression_inbound_lone_surrogate(plane: Plane, field: str) -> None:
     body: dict[str, Any] = {"id": "call-surrogate", "from": {"phoneNumber": "+1555"}}
     if field == "id":
         body["id"] = "call-\ud800"
@@ -529,9 +484,7 @@ async def test_known_bug_inbound_lone_surrogate(plane: Plane, field: str) -> Non
     assert_explained(await send(plane, "POST", "/api/voice/inbound", raw))
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:137 catches ValueError only: "
-                   "an unknown form charset makes request.post() raise LookupError, 500")
-async def test_known_bug_twilio_unknown_charset(plane: Plane) -> None:
+async def test_regression_twilio_unknown_charset(plane: Plane) -> None:
     reply = await send(
         plane, "POST", TWILIO_INCOMING_PATH, b"CallSid=CA1",
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=no-such-charset"},
@@ -539,9 +492,7 @@ async def test_known_bug_twilio_unknown_charset(plane: Plane) -> None:
     assert_explained(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="webhooks/twilio_answer.py:137: a chunked form over "
-                   "64 KiB gets aiohttp's own text/plain 413, not the JSON error")
-async def test_known_bug_twilio_chunked_oversize_not_json(plane: Plane) -> None:
+async def test_regression_twilio_chunked_oversize_not_json(plane: Plane) -> None:
     reply = await send(
         plane, "POST", TWILIO_INCOMING_PATH, b"CallSid=CA1&x=" + b"a" * (64 * 1024),
         chunked=True, headers={"Content-Type": "application/x-www-form-urlencoded"},
