@@ -212,10 +212,6 @@ INBOUND_BODIES = st.one_of(
 )
 
 
-def _has_surrogate(value: object) -> bool:
-    return isinstance(value, str) and any("\ud800" <= ch <= "\udfff" for ch in value)
-
-
 def check_inbound_answer(reply: Reply, sent: bytes) -> None:
     assert_explained(reply)
     if reply.status != 200:
