@@ -470,7 +470,7 @@ async def test_a_body_arriving_in_pieces_is_read_whole() -> None:
     from aiohttp import StreamReader
     from aiohttp.test_utils import make_mocked_request
 
-    from webhooks.ringcentral import _read_body
+    from webhooks.body import read_body
 
     protocol = mock.Mock(_reading_paused=False)
     stream = StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
@@ -479,7 +479,7 @@ async def test_a_body_arriving_in_pieces_is_read_whole() -> None:
         telephony_session_id="s-pieces", party_id="p-1", sequence=1, status="Proceeding"
     )).encode()
     stream.feed_data(body[:100])
-    reading = asyncio.create_task(_read_body(request, 64 * 1024))
+    reading = asyncio.create_task(read_body(request, 64 * 1024))
     await asyncio.sleep(0)  # let the reader take the first piece before the rest arrives
     stream.feed_data(body[100:])
     stream.feed_eof()
