@@ -14,7 +14,6 @@ import collections
 import concurrent.futures
 import logging
 import math
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -30,6 +29,7 @@ from realtime_voice.providers.base import (
     UtteranceEnd,
 )
 from realtime_voice.providers.moonshine import MoonshineRecognizer, Recognition
+from realtime_voice.providers.pools import shared_pool
 from realtime_voice.providers.vad import VoiceActivityDetector
 
 __all__ = [
@@ -64,19 +64,9 @@ _MAX_BACKLOG = 16
 # send_audio handles big writes in slices so the sample buffer's bound holds.
 _MAX_WRITE = SAMPLE_RATE
 
-_executor_lock = threading.Lock()
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-
 def _default_executor() -> concurrent.futures.Executor:
-    """The process-wide decode pool: two threads, one per core of the target box."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=2, thread_name_prefix="local-stt"
-            )
-        return _executor
+    """The process-wide decode pool."""
+    return shared_pool("local-stt")
 
 
 class SegmentRecognizer(Protocol):

@@ -33,6 +33,7 @@ import numpy as np
 from realtime_voice.audio import codec
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.providers.base import PCM16, TextToSpeech, TtsError
+from realtime_voice.providers.pools import shared_pool
 from realtime_voice.providers.text_split import split_sentences
 
 __all__ = [
@@ -58,19 +59,9 @@ _RESAMPLE_QUALITY = "MQ"
 # ready while the current one plays, and bound the audio held per utterance.
 _LOOKAHEAD_PIECES = 2
 
-_executor_lock = threading.Lock()
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-
 def _default_executor() -> concurrent.futures.Executor:
-    """The process-wide synthesis pool (workers never wait on a consumer, see below)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=2, thread_name_prefix="local-tts"
-            )
-        return _executor
+    """The process-wide synthesis pool."""
+    return shared_pool("local-tts")
 
 
 class SpeechSynthesizer(Protocol):
