@@ -96,8 +96,12 @@ def build_engines(settings: Settings) -> SpeechEngines:
         return LocalTextToSpeech(fmt, synthesizer)
 
     customers = InMemoryCustomerDirectory()
+    closers: list[Callable[[], Awaitable[None]]] = []
     responder = build_responder(
-        settings, TransferTarget(phone_number=settings.transfer_phone_number), customers
+        settings,
+        TransferTarget(phone_number=settings.transfer_phone_number),
+        customers,
+        closers,
     )
     engines = SpeechEngines(
         make_stt=make_local_stt,
@@ -106,6 +110,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
         stt_name="local",
         tts_name="local",
         customers=customers,
+        closers=closers,
     )
     if use_deepgram_stt or use_deepgram_tts:
         _add_deepgram(engines, settings, use_deepgram_stt, use_deepgram_tts)
@@ -160,6 +165,7 @@ def build_responder(
     settings: Settings,
     transfer_target: TransferTarget,
     customers: InMemoryCustomerDirectory | None = None,
+    closers: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> Responder:
     """The flow responder, with an OpenAI-compatible model when one is configured.
 
@@ -202,6 +208,8 @@ def build_responder(
             temperature=settings.openai_temperature,
             max_tokens=settings.openai_max_tokens,
         )
+        if closers is not None:
+            closers.append(chat_model.aclose)
     return FlowResponder(
         flows,
         default_flow=settings.default_flow,

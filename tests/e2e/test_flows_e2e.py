@@ -151,11 +151,6 @@ async def llm_call(
         return await place(server, lines)
     finally:
         await server.stop(drain_timeout_s=2.0)
-        # build_engines registers no closer for the chat model yet, so its connection
-        # pool would outlive the test and trip the unclosed-socket warning.
-        chat = getattr(server.engines.responder, "_chat", None)
-        if chat is not None:
-            await chat.aclose()
         await sim.close()
 
 
