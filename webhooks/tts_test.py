@@ -20,13 +20,12 @@ MAX_TEXT_CHARS = 500
 _FORMAT = AudioFormat(AudioEncoding.PCM16, 16000, 1)
 
 
-def add_tts_test_route(
-    app: web.Application, make_tts: Callable[[AudioFormat], TextToSpeech]
-) -> None:
+def add_tts_test_route(app: web.Application, make_tts: Callable[..., TextToSpeech]) -> None:
     """Register the route; ``make_tts`` is the engines' synthesiser factory."""
 
     async def handle(request: web.Request) -> web.Response:
         text = request.query.get("text", "").strip()
+        voice = request.query.get("voice") or None
         if not text:
             return web.json_response(
                 {"error": "missing query parameter text", "parameter": "text"}, status=400
@@ -38,7 +37,7 @@ def add_tts_test_route(
             )
         pcm = bytearray()
         try:
-            async for chunk in make_tts(_FORMAT).synthesize(text):
+            async for chunk in make_tts(_FORMAT, voice).synthesize(text):
                 pcm += chunk
         except TtsError as exc:
             log.error("TTS test failed: %s", exc)

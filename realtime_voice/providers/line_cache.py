@@ -27,26 +27,26 @@ class LineCache:
     def __init__(self, *, max_bytes: int = 8 << 20, max_line_chars: int = 300) -> None:
         self._max_bytes = max_bytes
         self._max_chars = max_line_chars
-        self._entries: collections.OrderedDict[tuple[str, AudioFormat], bytes] = (
+        self._entries: collections.OrderedDict[tuple[str, AudioFormat, str], bytes] = (
             collections.OrderedDict()
         )
         self._bytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, text: str, fmt: AudioFormat) -> bytes | None:
-        """Cached audio for ``text`` in ``fmt``, if any."""
-        key = (text, fmt)
+    def get(self, text: str, fmt: AudioFormat, voice: str = "") -> bytes | None:
+        """Cached audio for ``text`` in ``fmt`` (and ``voice``), if any."""
+        key = (text, fmt, voice)
         audio = self._entries.get(key)
         if audio is not None:
             self._entries.move_to_end(key)
         return audio
 
-    def put(self, text: str, fmt: AudioFormat, audio: bytes) -> None:
+    def put(self, text: str, fmt: AudioFormat, audio: bytes, voice: str = "") -> None:
         """Remember ``audio``; evicts least recently used lines beyond the byte bound."""
         if len(text) > self._max_chars or len(audio) > self._max_bytes:
             return
-        key = (text, fmt)
+        key = (text, fmt, voice)
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old)
@@ -57,13 +57,13 @@ class LineCache:
             self._bytes -= len(evicted)
 
     async def speak(
-        self, tts: TextToSpeech, text: str, fmt: AudioFormat
+        self, tts: TextToSpeech, text: str, fmt: AudioFormat, voice: str = ""
     ) -> AsyncGenerator[bytes, None]:
         """Stream ``text``: from the cache when present, else from ``tts`` while filling it.
 
         A synthesis cut short (barge-in, error) is not cached.
         """
-        audio = self.get(text, fmt)
+        audio = self.get(text, fmt, voice)
         if audio is not None:
             self.hits += 1
             yield audio
@@ -75,4 +75,4 @@ class LineCache:
             async for chunk in stream:
                 parts.append(chunk)
                 yield chunk
-        self.put(text, fmt, b"".join(parts))
+        self.put(text, fmt, b"".join(parts), voice)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ai_pipeline.customers import InMemoryCustomerDirectory
 from ai_pipeline.responder import Responder
@@ -20,9 +21,17 @@ from realtime_voice.providers.base import SpeechToText, TextToSpeech
 from realtime_voice.providers.deepgram_health import DeepgramHealth
 from realtime_voice.providers.line_cache import LineCache
 
-__all__ = ["SpeechEngines", "build_engines", "build_responder", "warm_up"]
+__all__ = ["SpeechEngines", "TtsFactory", "build_engines", "build_responder", "warm_up"]
 
 log = logging.getLogger(__name__)
+
+
+class TtsFactory(Protocol):
+    """Makes a call's synthesiser."""
+
+    def __call__(self, fmt: AudioFormat, voice: str | None = None) -> TextToSpeech:
+        """A synthesiser for ``fmt`` speaking with ``voice`` (None: the default)."""
+        ...
 
 
 @dataclass
@@ -31,7 +40,9 @@ class SpeechEngines:
 
     Attributes:
         make_stt: a new recogniser stream for one call.
-        make_tts: a synthesiser bound to one call's wire format.
+        make_tts: a synthesiser bound to one call's wire format and, optionally, a voice
+            (the call's ``voice`` custom parameter: an Aura model on Deepgram; the offline
+            engine has one voice and ignores it).
         responder: decides what the bot says (shared by all calls).
         stt_name: provider name for health and logs.
         tts_name: provider name for health and logs.
@@ -44,7 +55,7 @@ class SpeechEngines:
     """
 
     make_stt: Callable[[], SpeechToText]
-    make_tts: Callable[[AudioFormat], TextToSpeech]
+    make_tts: TtsFactory
     responder: Responder
     stt_name: str
     tts_name: str
@@ -92,7 +103,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
             end_silence_ms=settings.end_of_turn_silence_ms,
         )
 
-    def make_local_tts(fmt: AudioFormat) -> TextToSpeech:
+    def make_local_tts(fmt: AudioFormat, voice: str | None = None) -> TextToSpeech:
         return LocalTextToSpeech(fmt, synthesizer)
 
     customers = InMemoryCustomerDirectory()
@@ -151,10 +162,14 @@ def _add_deepgram(engines: SpeechEngines, settings: Settings, stt: bool, tts: bo
         engines.closers.append(handle.aclose)
         local_tts = engines.make_tts
 
-        def make_tts(fmt: AudioFormat) -> TextToSpeech:
+        def make_tts(fmt: AudioFormat, voice: str | None = None) -> TextToSpeech:
+            model = settings.deepgram_tts_model
+            if voice and voice.startswith("aura-"):
+                model = voice
+            elif voice:
+                log.warning("voice %r is not an Aura model name: using %s", voice, model)
             return FallbackTextToSpeech(
-                DeepgramTextToSpeech(fmt, handle.client, model=settings.deepgram_tts_model),
-                local_tts(fmt),
+                DeepgramTextToSpeech(fmt, handle.client, model=model), local_tts(fmt)
             )
 
         engines.make_tts = make_tts

@@ -183,6 +183,7 @@ class CallSession:
             target_rate=16000,
             silence_threshold=settings.silence_threshold,
         )
+        self._voice: str | None = None
         self._tts: TextToSpeech = engines.make_tts(self._audio_format.mono)
         self._pacer = self._new_pacer(self._audio_format)
         self._stt: SpeechToText | None = None
@@ -421,6 +422,10 @@ class CallSession:
         self.context.custom_parameters = params
         if event.audio_format is not None and event.audio_format != self._audio_format:
             await self._on_config(event.audio_format)
+        voice = params.get("voice") or None
+        if voice != self._voice:
+            self._voice = voice
+            self._tts = self.engines.make_tts(self._audio_format.mono, voice)
         self.state = CallState.IN_PROGRESS
         self.journal.updated(
             state=CallState.IN_PROGRESS.value,
@@ -449,7 +454,7 @@ class CallSession:
         await self._pacer.close()
         self._pacer = self._new_pacer(fmt)
         self._pacer.start()
-        self._tts = self.engines.make_tts(fmt.mono)
+        self._tts = self.engines.make_tts(fmt.mono, self._voice)
 
     def _on_dtmf(self, digit: str) -> None:
         self.stats.dtmf_digits += 1
@@ -647,7 +652,7 @@ class CallSession:
             return
         fmt = self._audio_format.mono
         stream = (
-            self.engines.line_cache.speak(self._tts, text, fmt)
+            self.engines.line_cache.speak(self._tts, text, fmt, self._voice or "")
             if item.cacheable
             else self._tts.synthesize(text)
         )
