@@ -79,6 +79,16 @@ class Settings:
     openai_max_tokens: int = 200
     log_level: str = "INFO"
     log_format: str = "text"
+    log_transcripts: bool = False
+    connections_per_ip_per_minute: int = 300
+    connection_burst_per_ip: int = 60
+    allowed_origins: tuple[str, ...] = ()
+    trust_proxy_headers: bool = False
+    price_stt_per_minute: float = 0.0077
+    price_tts_per_1k_chars: float = 0.030
+    price_llm_input_per_1m_tokens: float = 0.15
+    price_llm_output_per_1m_tokens: float = 0.60
+    price_telephony_per_minute: float = 0.0
 
 
 _PROVIDERS = {
@@ -324,8 +334,77 @@ def load_settings(
         openai_max_tokens=r.get("OPENAI_MAX_TOKENS", _positive_int, 200, "a positive integer"),
         log_level=log_level,
         log_format=r.get("VOICE_LOG_FORMAT", _choice(("text", "json")), "text", "text or json"),
+        log_transcripts=r.get("VOICE_LOG_TRANSCRIPTS", _bool, False, "true or false"),
+        connections_per_ip_per_minute=r.get(
+            "VOICE_CONNECTIONS_PER_IP_PER_MINUTE",
+            _non_negative_int,
+            300,
+            "a whole number of connections per minute (0 turns the limit off)",
+        ),
+        connection_burst_per_ip=r.get(
+            "VOICE_CONNECTION_BURST_PER_IP", _positive_int, 60, "a positive integer"
+        ),
+        allowed_origins=r.get(
+            "VOICE_ALLOWED_ORIGINS",
+            _origins,
+            (),
+            "comma-separated origins such as https://console.example.com",
+        ),
+        trust_proxy_headers=r.get("VOICE_TRUST_PROXY_HEADERS", _bool, False, "true or false"),
+        price_stt_per_minute=r.get(
+            "VOICE_PRICE_STT_PER_MINUTE", _price, 0.0077, "a price in dollars, e.g. 0.0077"
+        ),
+        price_tts_per_1k_chars=r.get(
+            "VOICE_PRICE_TTS_PER_1K_CHARS", _price, 0.030, "a price in dollars, e.g. 0.030"
+        ),
+        price_llm_input_per_1m_tokens=r.get(
+            "VOICE_PRICE_LLM_INPUT_PER_1M_TOKENS", _price, 0.15, "a price in dollars, e.g. 0.15"
+        ),
+        price_llm_output_per_1m_tokens=r.get(
+            "VOICE_PRICE_LLM_OUTPUT_PER_1M_TOKENS", _price, 0.60, "a price in dollars, e.g. 0.60"
+        ),
+        price_telephony_per_minute=r.get(
+            "VOICE_PRICE_TELEPHONY_PER_MINUTE", _price, 0.0, "a price in dollars, e.g. 0.0085"
+        ),
         **providers,
     )
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _price(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value < float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    # An origin is scheme://host[:port] with no path; browsers send exactly that form.
+    origins = []
+    for part in raw.split(","):
+        origin = part.strip().rstrip("/")
+        if not origin:
+            continue
+        parsed = urlparse(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path:
+            raise ValueError(raw)
+        origins.append(origin.lower())
+    return tuple(origins)
 
 
 def _choice_int(options: tuple[int, ...]) -> Callable[[str], int]:

@@ -45,6 +45,11 @@ def test_public_media_url_follows_media_port() -> None:
         ("DATABASE_URL", "not a url", "SQLAlchemy URL"),
         ("VOICE_TRANSFER_NUMBER", "555-1234", "E.164"),
         ("VOICE_STREAM_SECRET", "short", "at least 16"),
+        ("VOICE_LOG_TRANSCRIPTS", "maybe", "true or false"),
+        ("VOICE_CONNECTIONS_PER_IP_PER_MINUTE", "-1", "0 turns the limit off"),
+        ("VOICE_ALLOWED_ORIGINS", "https://a.example.com/path", "comma-separated origins"),
+        ("VOICE_ALLOWED_ORIGINS", "a.example.com", "comma-separated origins"),
+        ("VOICE_PRICE_STT_PER_MINUTE", "-0.01", "a price in dollars"),
     ],
 )
 def test_bad_value_names_variable_and_expected_form(name: str, value: str, expected: str) -> None:
@@ -81,3 +86,21 @@ def test_secrets_are_not_in_repr() -> None:
     )
     assert "s3cret" not in repr(s)
     assert "dg-key-123" not in repr(s)
+
+
+def test_security_and_cost_settings_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "VOICE_ALLOWED_ORIGINS": "https://Console.example.com/, http://localhost:3000",
+            "VOICE_CONNECTIONS_PER_IP_PER_MINUTE": "0",
+            "VOICE_TRUST_PROXY_HEADERS": "yes",
+            "VOICE_LOG_TRANSCRIPTS": "true",
+            "VOICE_PRICE_TELEPHONY_PER_MINUTE": "0.0085",
+        },
+        dotenv=None,
+    )
+    assert settings.allowed_origins == ("https://console.example.com", "http://localhost:3000")
+    assert settings.connections_per_ip_per_minute == 0
+    assert settings.trust_proxy_headers is True
+    assert settings.log_transcripts is True
+    assert settings.price_telephony_per_minute == 0.0085
