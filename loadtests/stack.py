@@ -215,6 +215,10 @@ class LocalStack:
         scripted_stt: run the Deepgram simulator in its scripted load mode (energy
             endpointing, transcripts from a list) instead of real recognition. Default:
             True with ``engines="simulated"``.
+        transcripts: the sentences the scripted mode hands out in turn (default: the
+            simulator's restaurant questions).
+        cache_speech: the Deepgram simulator synthesizes each distinct ``/v1/speak`` text
+            once (its offline voice would otherwise out-spend the server).
         ready_timeout_s: how long each child may take to get ready.
         stop_timeout_s: how long each child may take to exit after SIGTERM.
 
@@ -235,6 +239,8 @@ class LocalStack:
         server_env: Mapping[str, str] | None = None,
         max_calls: int = 1000,
         scripted_stt: bool | None = None,
+        transcripts: Sequence[str] | None = None,
+        cache_speech: bool = True,
         ready_timeout_s: float = 180.0,
         stop_timeout_s: float = 30.0,
     ) -> None:
@@ -247,9 +253,10 @@ class LocalStack:
         self.engines: Engines = engines
         self.server_env = dict(server_env or {})
         self.max_calls = max_calls
-        # Real recognition of hundreds of streams would measure the simulator, not us;
-        # the scripted mode is flipped on by default once the simulator offers it.
-        self.scripted_stt = False if scripted_stt is None else scripted_stt
+        # Real recognition of hundreds of streams would measure the simulator, not us.
+        self.scripted_stt = engines == "simulated" if scripted_stt is None else scripted_stt
+        self.transcripts = None if transcripts is None else tuple(transcripts)
+        self.cache_speech = cache_speech
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.http_url = ""
@@ -359,6 +366,12 @@ class LocalStack:
         ]  # fmt: skip
         if self.scripted_stt:
             args.append("--scripted-transcripts")
+            if self.transcripts is not None:
+                path = self.out_dir / "transcripts.txt"
+                path.write_text("\n".join(self.transcripts) + "\n", encoding="utf-8")
+                args += ["--transcripts-file", str(path)]
+        if self.cache_speech:
+            args.append("--cache-speech")
         return args
 
     def _openai_args(self, port: int) -> list[str]:

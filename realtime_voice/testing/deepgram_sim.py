@@ -29,6 +29,7 @@ import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -36,11 +37,17 @@ from aiohttp import web
 from realtime_voice.providers.local_tts import SpeechSynthesizer
 from realtime_voice.testing.deepgram_sim_listen import ListenSession, SegmentRecognizer
 from realtime_voice.testing.deepgram_sim_query import ListenQuery, QueryError
-from realtime_voice.testing.deepgram_sim_speak import handle_speak
+from realtime_voice.testing.deepgram_sim_scripted import (
+    DEFAULT_SENTENCES,
+    ScriptedSpeech,
+    load_sentences,
+)
+from realtime_voice.testing.deepgram_sim_speak import SpeechCache, handle_speak
 
 __all__ = [
     "DEFAULT_API_KEY",
     "DeepgramSimulator",
+    "ScriptedSpeech",
     "SimFaults",
     "SimStats",
     "add_arguments",
@@ -129,6 +136,10 @@ class DeepgramSimulator:
             when the first stream needs it.
         synthesizer: the offline voice; default: piper/espeak-ng, loaded on first use.
         preload: load the recogniser and the voice in `start` (the CLI does).
+        scripted: load mode: streams are endpointed on energy and "recognised" as the
+            next sentence of a list (`ScriptedSpeech`), at a tiny fraction of the CPU.
+        speech_cache: keep each ``/v1/speak`` answer's audio per text and format, so a
+            load test pays the offline voice once per distinct sentence.
     """
 
     def __init__(
@@ -141,6 +152,8 @@ class DeepgramSimulator:
         recognizer: SegmentRecognizer | None = None,
         synthesizer: SpeechSynthesizer | None = None,
         preload: bool = False,
+        scripted: ScriptedSpeech | None = None,
+        speech_cache: bool = False,
     ) -> None:
         self.api_key = api_key
         self.faults = faults or SimFaults()
@@ -150,6 +163,8 @@ class DeepgramSimulator:
         self._recognizer = recognizer
         self._synthesizer = synthesizer
         self._preload = preload
+        self.scripted = scripted
+        self._speech_cache = SpeechCache() if speech_cache else None
         self._runner: web.AppRunner | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._sessions: set[ListenSession] = set()
@@ -168,7 +183,8 @@ class DeepgramSimulator:
         )
         if self._preload:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._load_recognizer)
+            if self.scripted is None and self.faults.tick_results_ms is None:
+                await loop.run_in_executor(self._executor, self._load_recognizer)
             await loop.run_in_executor(self._executor, self._load_synthesizer)
         app = web.Application()
         app.router.add_get("/v1/listen", self._listen)
@@ -273,16 +289,17 @@ class DeepgramSimulator:
         self.stats.last_listen_query = {k: request.query.getall(k) for k in request.query}
         self.changed()
         assert self._executor is not None
-        tick = faults.tick_results_ms is not None
+        cheap = faults.tick_results_ms is not None or self.scripted is not None
         session = ListenSession(
             ws,
             request.transport,
             query,
             self,
             index,
-            None if tick else await self._recognizer_for_stream(),
+            None if cheap else await self._recognizer_for_stream(),
             self._executor,
-            None if tick else _new_vad,
+            None if cheap else _new_vad,
+            self.scripted,
         )
         self._sessions.add(session)
         task = asyncio.current_task()
@@ -306,7 +323,7 @@ class DeepgramSimulator:
         if task is not None:
             self._handlers.add(task)
         try:
-            return await handle_speak(request, self, self._synthesizer)
+            return await handle_speak(request, self, self._synthesizer, self._speech_cache)
         finally:
             if task is not None:
                 self._handlers.discard(task)
@@ -356,6 +373,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8766, help="TCP port (default 8766)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the key to accept")
+    load = parser.add_argument_group("load mode")
+    load.add_argument(
+        "--scripted-transcripts",
+        action="store_true",
+        help="endpoint on energy and answer each utterance with the next scripted sentence "
+        "(no recognition: cheap enough for hundreds of streams)",
+    )
+    load.add_argument(
+        "--transcripts-file",
+        type=Path,
+        metavar="PATH",
+        help="the scripted sentences, one per line (default: restaurant questions)",
+    )
+    load.add_argument(
+        "--speech-threshold",
+        type=float,
+        default=0.01,
+        metavar="RMS",
+        help="RMS (0..1) above which scripted mode hears speech (default 0.01)",
+    )
+    load.add_argument(
+        "--cache-speech",
+        action="store_true",
+        help="synthesize each distinct /v1/speak text once and replay it",
+    )
     faults = parser.add_argument_group("fault knobs")
     faults.add_argument(
         "--close-after-s",
@@ -448,6 +490,16 @@ def _faults_from(args: argparse.Namespace) -> SimFaults:
     )
 
 
+def _scripted_from(args: argparse.Namespace) -> ScriptedSpeech | None:
+    if not args.scripted_transcripts:
+        return None
+    sentences = DEFAULT_SENTENCES
+    if args.transcripts_file is not None:
+        lines = args.transcripts_file.read_text(encoding="utf-8").splitlines()
+        sentences = load_sentences(lines)
+    return ScriptedSpeech(sentences=sentences, threshold=args.speech_threshold)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     faults = _faults_from(args)
     sim = DeepgramSimulator(
@@ -456,6 +508,8 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         faults=faults,
         preload=faults.tick_results_ms is None,
+        scripted=_scripted_from(args),
+        speech_cache=args.cache_speech,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -475,6 +529,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; exit code 0."""
     try:
         asyncio.run(_serve(args))
+    except ValueError as exc:  # a bad transcripts file or threshold
+        print(f"deepgram simulator: {exc}", flush=True)
+        return 2
     except OSError as exc:
         print(f"deepgram simulator: {exc}", flush=True)
         return 1

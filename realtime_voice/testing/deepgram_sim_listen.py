@@ -37,10 +37,11 @@ from realtime_voice.testing.deepgram_sim_messages import (
     metadata_message,
     results_message,
     speech_started_message,
-    timed_words,
+    transcript_message,
     utterance_end_message,
 )
 from realtime_voice.testing.deepgram_sim_query import ListenQuery, QueryError
+from realtime_voice.testing.deepgram_sim_scripted import ScriptedSpeech, ScriptedTranscriber
 
 __all__ = ["ListenQuery", "ListenSession", "QueryError", "SegmentRecognizer", "SessionHost"]
 
@@ -91,9 +92,10 @@ class ListenSession:
         query: its validated options.
         host: the simulator (fault knobs, counters).
         index: 0 for the simulator's first stream, 1 for the next, ...
-        recognizer: the offline recogniser; None in tick mode.
+        recognizer: the offline recogniser; None in tick and scripted modes.
         executor: where transcriptions run.
         make_vad: builds a fresh VAD (blocking; run in the executor).
+        scripted: the load mode (energy endpointing, scripted text) instead of recognition.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class ListenSession:
         recognizer: SegmentRecognizer | None,
         executor: concurrent.futures.Executor,
         make_vad: Callable[[], Any] | None,
+        scripted: ScriptedSpeech | None = None,
     ) -> None:
         self._ws = ws
         self._transport = transport
@@ -117,6 +120,9 @@ class ListenSession:
         self._executor = executor
         self._make_vad = make_vad
         self._model = ModelInfo(str(uuid.uuid4()), query.model)
+        self._scripted = (
+            None if scripted is None else ScriptedTranscriber(scripted, query, self._model, index)
+        )
         self._created = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         self._segmenter: StreamSegmenter | None = None
         self._resampler = StreamingResampler(query.audio_format.sample_rate, SAMPLE_RATE)
@@ -200,6 +206,12 @@ class ListenSession:
         except ValueError:
             data = data[: len(data) - len(data) % (fmt.encoding.bytes_per_sample)]
             pcm = codec.decode(data, fmt)
+        if self._scripted is not None:
+            # Load mode: endpoint at the stream's own rate; nothing to resample.
+            for message in self._scripted.push(pcm):
+                self._send(message)
+            self._received_s = self._scripted.position
+            return
         pcm16k = self._resampler.process(pcm)
         self._received_s += pcm16k.size / SAMPLE_RATE
         if self._faults.tick_results_ms:
@@ -280,6 +292,10 @@ class ListenSession:
         return False
 
     def _finalize(self) -> None:
+        if self._scripted is not None:
+            for message in self._scripted.finalize():
+                self._send(message)
+            return
         segment = self._segmenter.flush() if self._segmenter is not None else None
         if segment is not None:
             self._jobs.put_nowait(_Job(segment=segment, from_finalize=True))
@@ -287,6 +303,9 @@ class ListenSession:
             self._jobs.put_nowait(_Job(up_to=self._received_s, from_finalize=True))
 
     async def _close_stream(self) -> None:
+        if self._scripted is not None:
+            for message in self._scripted.close():
+                self._send(message)
         segment = self._segmenter.flush() if self._segmenter is not None else None
         if segment is not None:
             self._jobs.put_nowait(_Job(segment=segment))
@@ -377,22 +396,16 @@ class ListenSession:
         from_finalize: bool = False,
         words_from: float | None = None,
     ) -> None:
-        text = result.text if self._query.punctuate else _plain(result.text)
-        words = timed_words(
-            text,
-            words_from if words_from is not None else start,
-            end,
-            result.confidence,
-            punctuate=self._query.punctuate,
-        )
         self._send(
-            results_message(
-                model=self._model,
-                transcript=text,
-                confidence=result.confidence if text else 0.0,
-                words=words,
+            transcript_message(
+                self._model,
+                result.text,
+                result.confidence,
+                punctuate=self._query.punctuate,
                 start=start,
-                duration=end - start,
+                end=end,
+                words_start=words_from if words_from is not None else start,
+                words_end=end,
                 is_final=final,
                 speech_final=speech_final,
                 from_finalize=from_finalize,
@@ -481,9 +494,3 @@ class ListenSession:
             # The peer stopped reading: drop the TCP connection instead.
             if isinstance(self._transport, asyncio.Transport):
                 self._transport.abort()
-
-
-def _plain(text: str) -> str:
-    """Deepgram without punctuate: lower case, no punctuation."""
-    words = ("".join(ch for ch in word if ch.isalnum() or ch == "'") for word in text.split())
-    return " ".join(w.lower() for w in words if w)

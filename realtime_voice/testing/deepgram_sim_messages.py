@@ -16,9 +16,11 @@ __all__ = [
     "ModelInfo",
     "error_message",
     "metadata_message",
+    "plain_transcript",
     "results_message",
     "speech_started_message",
     "timed_words",
+    "transcript_message",
     "utterance_end_message",
 ]
 
@@ -91,6 +93,12 @@ def timed_words(
     return words
 
 
+def plain_transcript(text: str) -> str:
+    """A transcript as Deepgram sends it without ``punctuate``: lower case, no punctuation."""
+    words = ("".join(ch for ch in word if ch.isalnum() or ch == "'") for word in text.split())
+    return " ".join(w.lower() for w in words if w)
+
+
 def results_message(
     *,
     model: ModelInfo,
@@ -119,6 +127,41 @@ def results_message(
         "metadata": model.as_json(),
         "from_finalize": from_finalize,
     }
+
+
+def transcript_message(
+    model: ModelInfo,
+    text: str,
+    confidence: float,
+    *,
+    punctuate: bool,
+    start: float,
+    end: float,
+    words_start: float,
+    words_end: float,
+    is_final: bool,
+    speech_final: bool = False,
+    from_finalize: bool = False,
+) -> dict[str, Any]:
+    """A ``Results`` message for what was heard over ``[start, end]`` of the stream.
+
+    ``text`` is as spoken (punctuated); without ``punctuate`` it is sent lower case
+    without punctuation, as Deepgram does. Its words are spread over
+    ``[words_start, words_end]``.
+    """
+    if not punctuate:
+        text = plain_transcript(text)
+    return results_message(
+        model=model,
+        transcript=text,
+        confidence=confidence if text else 0.0,
+        words=timed_words(text, words_start, words_end, confidence, punctuate=punctuate),
+        start=start,
+        duration=end - start,
+        is_final=is_final,
+        speech_final=speech_final,
+        from_finalize=from_finalize,
+    )
 
 
 def speech_started_message(timestamp: float) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import json
 import logging
 import struct
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,7 +28,7 @@ from realtime_voice.testing.deepgram_sim_listen import SessionHost
 from realtime_voice.testing.deepgram_sim_messages import MODEL_UUID
 from realtime_voice.testing.deepgram_sim_query import QueryError
 
-__all__ = ["SpeakQuery", "handle_speak"]
+__all__ = ["SpeakQuery", "SpeechCache", "handle_speak"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,54 @@ class SpeakQuery:
         return cls(model, AudioFormat(encoding, rate, 1), container)
 
 
+class SpeechCache:
+    """Synthesized audio per (text, format), least recently used dropped first.
+
+    A load test repeats a few sentences thousands of times; the offline voice would
+    otherwise cost the simulator more CPU than the server spends on the whole call.
+
+    Args:
+        max_entries: how many distinct answers to keep.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._max = max_entries
+        self._audio: OrderedDict[tuple[str, AudioFormat], tuple[bytes, ...]] = OrderedDict()
+
+    def get(self, text: str, fmt: AudioFormat) -> tuple[bytes, ...] | None:
+        """The chunks synthesized for ``text`` in ``fmt`` before, if kept."""
+        chunks = self._audio.get((text, fmt))
+        if chunks is not None:
+            self._audio.move_to_end((text, fmt))
+        return chunks
+
+    def put(self, text: str, fmt: AudioFormat, chunks: tuple[bytes, ...]) -> None:
+        """Keep a complete synthesis."""
+        self._audio[(text, fmt)] = chunks
+        self._audio.move_to_end((text, fmt))
+        while len(self._audio) > self._max:
+            self._audio.popitem(last=False)
+
+
+async def _synthesize(
+    text: str, fmt: AudioFormat, synthesizer: SpeechSynthesizer | None, cache: SpeechCache | None
+) -> AsyncGenerator[bytes, None]:
+    """The offline voice's chunks for ``text``, from the cache when it has them."""
+    cached = cache.get(text, fmt) if cache is not None else None
+    if cached is not None:
+        for chunk in cached:
+            yield chunk
+        return
+    tts = LocalTextToSpeech(fmt, synthesizer)
+    made: list[bytes] = []
+    async with contextlib.aclosing(tts.synthesize(text)) as chunks:
+        async for chunk in chunks:
+            made.append(chunk)
+            yield chunk
+    if cache is not None:
+        cache.put(text, fmt, tuple(made))
+
+
 def _wav_header(fmt: AudioFormat) -> bytes:
     """A WAV header for a stream of unknown length (sizes set to the maximum)."""
     width = fmt.encoding.bytes_per_sample
@@ -106,7 +155,10 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 async def handle_speak(
-    request: web.Request, host: SessionHost, synthesizer: SpeechSynthesizer | None
+    request: web.Request,
+    host: SessionHost,
+    synthesizer: SpeechSynthesizer | None,
+    cache: SpeechCache | None = None,
 ) -> web.StreamResponse:
     """Answer one ``POST /v1/speak`` (authentication already checked).
 
@@ -114,6 +166,7 @@ async def handle_speak(
         request: the request.
         host: the simulator (fault knobs, counters).
         synthesizer: the offline voice; None: the default one (loaded on first use).
+        cache: replay audio synthesized before for the same text and format.
     """
     faults: Any = host.faults
     stats: Any = host.stats
@@ -160,14 +213,13 @@ async def handle_speak(
         await response.prepare(request)
         if query.container == "wav":
             await response.write(_wav_header(fmt))
-        tts = LocalTextToSpeech(fmt, synthesizer)
         limit = faults.speak_abort_after_bytes
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Aura streams small pieces as it goes; so does the simulator (100 ms each), which
         # also lets a client that hung up be noticed at the next piece.
         piece = fmt.sample_rate // 10 * fmt.encoding.bytes_per_sample
-        async with contextlib.aclosing(tts.synthesize(text)) as chunks:
+        async with contextlib.aclosing(_synthesize(text, fmt, synthesizer, cache)) as chunks:
             async for chunk in chunks:
                 for at in range(0, len(chunk), piece):
                     part = chunk[at : at + piece]

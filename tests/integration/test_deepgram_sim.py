@@ -5,18 +5,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from realtime_voice.testing.deepgram_sim import DEFAULT_API_KEY, DeepgramSimulator, SimFaults
+from realtime_voice.audio import codec
+from realtime_voice.audio.format import MULAW_8K
+from realtime_voice.providers.base import PCM16, SpeechEvent, SpeechStarted, TranscriptResult
+from realtime_voice.providers.deepgram_client import create_client
+from realtime_voice.providers.deepgram_stt import DeepgramSpeechToText
+from realtime_voice.providers.local_tts import default_synthesizer
+from realtime_voice.testing.deepgram_sim import (
+    DEFAULT_API_KEY,
+    DeepgramSimulator,
+    ScriptedSpeech,
+    SimFaults,
+)
 
 AUTH = {"Authorization": f"Token {DEFAULT_API_KEY}"}
 QUERY = "model=nova-3&encoding=linear16&sample_rate=16000"
@@ -149,3 +162,122 @@ async def test_runs_alone_until_sigterm() -> None:
         assert json.loads(await ws.recv())["type"] == "Results"
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+# ---------------------------------------------------------------------- load mode
+
+SCRIPT = ("Hello there.", "Book a table for two, please.")
+
+
+def loud(seconds: float, rate: int = 16000) -> np.ndarray:
+    """A voice-level signal (a 220 Hz tone at about -15 dBFS): speech to an energy detector."""
+    t = np.arange(round(seconds * rate)) / rate
+    return (6000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+
+
+def quiet(seconds: float, rate: int = 16000) -> np.ndarray:
+    return np.zeros(round(seconds * rate), dtype=np.int16)
+
+
+async def test_scripted_mode_through_the_sdk_speaks_deepgram_in_order() -> None:
+    audio = np.concatenate([
+        quiet(0.3), loud(0.04), quiet(0.5),  # a 40 ms blip is not speech
+        loud(0.6), quiet(0.14), loud(0.5), quiet(1.4),  # a pause shorter than endpointing
+        loud(0.8), quiet(1.4),
+    ])  # fmt: skip
+    frames = [audio[i : i + 320] for i in range(0, audio.size, 320)]
+    async with DeepgramSimulator(scripted=ScriptedSpeech(sentences=SCRIPT)) as sim:
+        stt = DeepgramSpeechToText(
+            create_client(DEFAULT_API_KEY, base_url=sim.http_url, ws_url=sim.ws_url)
+        )
+        await stt.start()
+        events: list[SpeechEvent] = []
+
+        async def collect() -> None:
+            async for event in stt.events():
+                events.append(event)
+
+        collector = asyncio.create_task(collect())
+        for frame in frames:
+            stt.send_audio(frame)
+            await asyncio.sleep(0.005)  # four times real time
+        await sim.wait_for(lambda s: s.audio_bytes == audio.size * 2)
+        await stt.stop()
+        await asyncio.wait_for(collector, 15)
+
+    spoken = [e for e in events if isinstance(e, TranscriptResult) and e.text]
+    finals = [e for e in spoken if e.is_final]
+    assert [f.text for f in finals] == list(SCRIPT)
+    assert all(f.speech_final for f in finals)
+    for final in finals:
+        assert [w.word for w in final.words] == final.text.split()
+        assert final.start <= final.words[0].start <= final.words[-1].end
+        assert final.words[-1].end <= final.start + final.duration + 1e-6
+    onsets = [e.timestamp for e in events if isinstance(e, SpeechStarted)]
+    assert onsets == pytest.approx([0.84, 3.48], abs=0.03)
+    # Per utterance: SpeechStarted, interims that are prefixes of the final, the final
+    # (speech_final), then UtteranceEnd.
+    kinds = []
+    for event in events:
+        if isinstance(event, TranscriptResult):
+            if event.text:
+                kinds.append("final" if event.is_final else "interim")
+        else:
+            kinds.append(type(event).__name__)
+    shape = re.compile(r"^(SpeechStarted (interim )+final UtteranceEnd ?){2}$")
+    assert shape.match(" ".join(kinds) + " "), kinds
+    for interim in (e for e in spoken if not e.is_final):
+        assert any(f.text.startswith(interim.text) for f in finals)
+
+
+async def test_scripted_mode_finalize_on_mulaw_without_punctuation() -> None:
+    query = "model=nova-3&encoding=mulaw&sample_rate=8000"
+    async with (
+        DeepgramSimulator(scripted=ScriptedSpeech(sentences=SCRIPT)) as sim,
+        connect(f"{sim.ws_url}/v1/listen?{query}", additional_headers=AUTH) as ws,
+    ):
+        await ws.send(codec.encode(loud(0.5, 8000), MULAW_8K))
+        await ws.send(json.dumps({"type": "Finalize"}))
+        final = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        rest = [json.loads(m) async for m in ws]
+    assert (final["type"], final["is_final"], final["from_finalize"]) == ("Results", True, True)
+    assert final["channel"]["alternatives"][0]["transcript"] == "hello there"
+    assert [m["type"] for m in rest] == ["Metadata"]
+    assert rest[0]["duration"] == pytest.approx(0.5)
+
+
+class CountingSynthesizer:
+    """The real offline voice, counting what it is asked to say."""
+
+    def __init__(self) -> None:
+        self.voice = default_synthesizer()
+        self.texts: list[str] = []
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.sample_rate
+
+    def synthesize_pcm(self, text: str) -> Iterator[PCM16]:
+        self.texts.append(text)
+        return self.voice.synthesize_pcm(text)
+
+
+async def test_speech_cache_synthesizes_each_text_once() -> None:
+    voice = CountingSynthesizer()
+    url_params = {"model": "aura-2-thalia-en", "encoding": "mulaw", "sample_rate": "8000",
+                  "container": "none"}  # fmt: skip
+    async with (
+        DeepgramSimulator(synthesizer=voice, speech_cache=True) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        answers = []
+        for text in ("Hello.", "Hello.", "Goodbye."):
+            async with http.post(
+                f"{sim.http_url}/v1/speak", params=url_params, json={"text": text}, headers=AUTH
+            ) as reply:
+                assert reply.status == 200
+                answers.append(await reply.read())
+    assert voice.texts == ["Hello.", "Goodbye."]
+    assert answers[0] == answers[1] and len(answers[0]) > 1600
+    assert sim.stats.speak_completed == 3
