@@ -36,6 +36,7 @@ from openai.types.chat import (
 )
 
 from ai_pipeline.llm import ChatMessage, LlmError, TextDelta, ToolCall, ToolSpec
+from realtime_voice.call_meter import CallMeter, call_meter_var
 from realtime_voice.log import call_id_var
 
 __all__ = ["PLACEHOLDER_API_KEY", "ChatUsage", "OpenAIChatModel", "UsageTotals"]
@@ -238,6 +239,28 @@ class OpenAIChatModel:
         """
         wire_messages = [_message_param(m) for m in messages]
         wire_tools = [_tool_param(t) for t in tools]
+        # The call being served learns how long it waited for the first token (retries
+        # included: the caller waited through them too).
+        meter = call_meter_var.get()
+        started = meter.llm_request_started() if meter is not None else 0.0
+        try:
+            # aclosing: barge-in must close the inner generator (and its HTTP stream) now.
+            async with aclosing(self._attempts(wire_messages, wire_tools, meter, started)) as items:
+                async for item in items:
+                    yield item
+        except LlmError:
+            if meter is not None:
+                meter.llm_failed()
+            raise
+
+    async def _attempts(
+        self,
+        wire_messages: list[ChatCompletionMessageParam],
+        wire_tools: list[ChatCompletionFunctionToolParam],
+        meter: CallMeter | None,
+        started: float,
+    ) -> AsyncGenerator[TextDelta | ToolCall, None]:
+        """The first attempt and the allowed retry (see `stream`)."""
         budget = _Budget(self.deadline_s)
         retries_left = self.max_retries
         attempt = 0
@@ -247,6 +270,8 @@ class OpenAIChatModel:
             try:
                 async with aclosing(self._attempt(wire_messages, wire_tools, budget)) as items:
                     async for item in items:
+                        if not yielded and meter is not None:
+                            meter.llm_first_token(started)
                         yielded = True
                         yield item
                 return
@@ -366,6 +391,9 @@ class OpenAIChatModel:
             record.prompt_tokens,
             record.completion_tokens,
         )
+        meter = call_meter_var.get()
+        if meter is not None:
+            meter.llm_usage(record.prompt_tokens, record.completion_tokens)
         if self._on_usage is not None:
             self._on_usage(record)
 

@@ -12,9 +12,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from realtime_voice.health import HealthReporter
-from realtime_voice.metrics import render_metrics
+from realtime_voice.metrics import VoiceMetrics
+from realtime_voice.server.rate_limit import AddressRateLimiter
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.inbound import InboundCallHandler
+from webhooks.metrics_route import add_metrics_route, request_counter
+from webhooks.rate_limit import rate_limit_middleware
 from webhooks.ringcentral import RingCentralWebhook, add_ringcentral_routes
 from webhooks.tokens import StreamTokenIssuer
 from webhooks.twilio_answer import TwilioAnswerHandler, add_twilio_routes
@@ -31,25 +34,33 @@ def build_http_app(
     verification_token: str | None,
     ringcentral: RingCentralWebhook | None = None,
     twilio: TwilioAnswerHandler | None = None,
+    metrics: VoiceMetrics | None = None,
+    limiter: AddressRateLimiter | None = None,
+    trust_proxy_headers: bool = False,
 ) -> web.Application:
-    """Routes: inbound answer, health, metrics; RingCentral notifications and Twilio TwiML."""
-    app = web.Application(client_max_size=64 * 1024)
+    """Routes: inbound answer, health, metrics; RingCentral notifications and Twilio TwiML.
+
+    ``metrics`` defaults to a registry of its own over ``manager``. With a ``limiter``,
+    every request but health and metrics is rate-limited per client address
+    (`rate_limit_middleware`; ``trust_proxy_headers`` as there).
+    """
+    if metrics is None:
+        metrics = VoiceMetrics(manager)
+    # The request counter is outermost so refused requests are counted (as 429s) too.
+    middlewares = [request_counter(metrics)]
+    if limiter is not None:
+        middlewares.append(rate_limit_middleware(limiter, trust_proxy_headers=trust_proxy_headers))
+    app = web.Application(client_max_size=64 * 1024, middlewares=middlewares)
 
     async def health_handler(request: web.Request) -> web.Response:
         status, body = health.report()
         return web.json_response(body, status=status)
 
-    async def metrics_handler(request: web.Request) -> web.Response:
-        return web.Response(
-            text=render_metrics(manager), content_type="text/plain", charset="utf-8",
-            headers={"X-Prometheus-Format": "0.0.4"},
-        )
-
     inbound = InboundCallHandler(manager, tokens, media_url, verification_token)
     # aiohttp wants a coroutine function, not a callable object.
     app.router.add_post("/api/voice/inbound", inbound.handle)
     app.router.add_get("/api/voice/realtime/health", health_handler)
-    app.router.add_get("/metrics", metrics_handler)
+    add_metrics_route(app, metrics)
     if ringcentral is not None:
         add_ringcentral_routes(app, ringcentral)
     if twilio is not None:

@@ -14,10 +14,12 @@ from ai_pipeline.customers import Customer
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
+from realtime_voice.metrics import VoiceMetrics
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.client import RingCentralClient
 from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
 from realtime_voice.server.media import MediaServer
+from realtime_voice.server.rate_limit import AddressRateLimiter
 from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
@@ -57,6 +59,11 @@ class VoiceServer:
             spool_max_bytes=settings.spool_max_bytes,
         )
         self.call_store = CallStore(self.recorder.engine)
+        self.metrics = VoiceMetrics(
+            self.manager,
+            spool_depth=lambda: self.recorder.spool_depth,
+            recorder_counters=lambda: self.recorder.counters,
+        )
         self.health = HealthReporter(
             self.manager, self.engines, database=lambda: self.recorder.status
         )
@@ -81,6 +88,7 @@ class VoiceServer:
             self.recorder,
             platform,
             public_media_url=lambda: self.public_media_url,
+            observer=self.metrics,
         )
         self.twilio = TwilioAnswerHandler(
             self.manager,
@@ -119,6 +127,9 @@ class VoiceServer:
             verification_token=self.settings.rc_webhook_verification_token,
             ringcentral=self.ringcentral,
             twilio=self.twilio,
+            metrics=self.metrics,
+            limiter=AddressRateLimiter.from_settings(self.settings),
+            trust_proxy_headers=self.settings.trust_proxy_headers,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
         add_tts_test_route(app, self.engines.make_tts)

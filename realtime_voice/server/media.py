@@ -30,9 +30,11 @@ from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolErr
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
 from realtime_voice.providers.base import SttError
+from realtime_voice.server.rate_limit import AddressRateLimiter, client_address
 from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
+from realtime_voice.session.observer import SessionObserver
 from realtime_voice.session.session import CallSession
 from realtime_voice.storage.journal import RecordSink
 from webhooks.tokens import StreamTokenIssuer, TokenError
@@ -68,6 +70,7 @@ class MediaServer:
         records: where calls are recorded (the `CallRecorder`), if anywhere.
         platform: telephony-platform call control (RingCentral), if configured.
         public_media_url: the public base URL Twilio connects to (signature checks).
+        observer: where every call reports latencies, errors and totals (the metrics).
     """
 
     def __init__(
@@ -80,8 +83,10 @@ class MediaServer:
         records: RecordSink | None = None,
         platform: PlatformCallControl | None = None,
         public_media_url: Callable[[], str] | None = None,
+        observer: SessionObserver | None = None,
     ) -> None:
         self.public_media_url = public_media_url or (lambda: settings.public_media_url)
+        self.observer = observer
         self.records = records
         self.platform = platform
         self.settings = settings
@@ -89,6 +94,8 @@ class MediaServer:
         self.engines = engines
         self.tokens = tokens
         self.health = health
+        self.limiter = AddressRateLimiter.from_settings(settings)
+        """Connections per client address (``None``: VOICE_CONNECTIONS_PER_IP_PER_MINUTE=0)."""
         self._server: Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -124,8 +131,13 @@ class MediaServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
+            # Never rate-limited: load balancers poll it from a few addresses, and it
+            # holds nothing per request (docs/SECURITY.md).
             status, body = self.health.report()
             return _json_response(status, body)
+        refused = self._refuse_flood(connection, request) or self._refuse_origin(request)
+        if refused is not None:
+            return refused
         if path not in (BRIDGE_PATH, TWILIO_PATH):
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
         if path == TWILIO_PATH and self.settings.twilio_auth_token:
@@ -139,6 +151,52 @@ class MediaServer:
                 log.warning("twilio stream refused: bad or missing X-Twilio-Signature")
                 return _json_response(403, {"error": "missing or invalid X-Twilio-Signature"})
         return None
+
+    def _refuse_flood(self, connection: ServerConnection, request: Request) -> Response | None:
+        """429 when the client's address opened too many connections (before any work)."""
+        if self.limiter is None:
+            return None
+        peer = connection.remote_address[0] if connection.remote_address else None
+        address = client_address(
+            peer,
+            request.headers.get_all("X-Forwarded-For"),
+            trust_proxy=self.settings.trust_proxy_headers,
+        )
+        refusal = self.limiter.check(address)
+        if refusal is None:
+            return None
+        if refusal.first:
+            # Once per spell: a flood must not become a flood of log lines.
+            log.warning(
+                "media connections from %s over %d/min: refusing with 429",
+                address,
+                self.limiter.per_minute,
+            )
+        response = _json_response(
+            429,
+            {
+                "error": "too many connections from this address: "
+                f"limit {self.limiter.per_minute} per minute, burst {self.limiter.burst} "
+                "(VOICE_CONNECTIONS_PER_IP_PER_MINUTE)",
+            },
+        )
+        response.headers["Retry-After"] = str(refusal.retry_after_s)
+        return response
+
+    def _refuse_origin(self, request: Request) -> Response | None:
+        """403 when an ``Origin`` is presented and VOICE_ALLOWED_ORIGINS does not list it.
+
+        Gateways send no ``Origin``; browsers always do, so the list stops a page on
+        another site from opening the media socket (cross-site WebSocket hijacking).
+        """
+        allowed = self.settings.allowed_origins
+        origin = request.headers.get("Origin")
+        if not allowed or origin is None or origin.strip().rstrip("/").lower() in allowed:
+            return None
+        log.warning("media connection refused: Origin %r is not allowed", origin[:100])
+        return _json_response(
+            403, {"error": f"Origin {origin[:100]!r} is not allowed (VOICE_ALLOWED_ORIGINS)"}
+        )
 
     # ------------------------------------------------------------------ WebSocket part
 
@@ -256,6 +314,7 @@ class MediaServer:
             engines=self.engines,
             records=self.records,
             platform=self.platform,
+            observer=self.observer,
         )
         try:
             self.manager.admit(session)

@@ -27,8 +27,9 @@ from ai_pipeline.responder import (
 )
 from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.processor import AudioProcessor
+from realtime_voice.call_meter import BILLED_PROVIDERS, CallMeter, Prices, call_meter_var
 from realtime_voice.config import Settings
-from realtime_voice.log import call_id_var, session_id_var
+from realtime_voice.log import call_id_var, log_transcript, session_id_var
 from realtime_voice.protocols.base import (
     AudioEvent,
     ConfigEvent,
@@ -52,6 +53,7 @@ from realtime_voice.providers.base import (
 )
 from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
+from realtime_voice.session.observer import Component, FinishedCall, SessionObserver, Stage
 from realtime_voice.session.pacer import OutboundPacer
 from realtime_voice.session.state import TERMINAL_STATES, CallState
 from realtime_voice.storage.journal import (
@@ -62,7 +64,7 @@ from realtime_voice.storage.journal import (
     utc_from_timestamp,
 )
 
-__all__ = ["CallSession", "CallStats", "CloseCallback", "SendCallback"]
+__all__ = ["CallSession", "CallStats", "CloseCallback", "LiveCounters", "SendCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,17 @@ class CallStats:
     """Speech onset reported by the recogniser → ``clear`` sent."""
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCounters:
+    """Per-frame counters of a live call, read at metrics scrape time."""
+
+    frames_in: int
+    frames_out: int
+    dropped_frames: int
+    late_frames: int
+    stt_reconnects: int
+
+
 @dataclass
 class _Utterance:
     """One thing the bot says (greeting or one response), tracked for barge-in."""
@@ -100,6 +113,8 @@ class _Utterance:
     start_frame: int  # pacer frame index (sent + queued) where this utterance begins
     sentences: list[tuple[str, int]] = field(default_factory=list)  # (text, frames)
     audio_started: bool = False
+    first_item_at: float | None = None  # when the responder produced its first line
+    tts_wait_s: float | None = None  # synthesis request → first audio, first sentence
 
     def heard_text(self, frames_played: int) -> str:
         """The words the caller heard if ``frames_played`` frames of this utterance played."""
@@ -138,6 +153,8 @@ class CallSession:
             ``None`` keeps nothing.
         platform: transfers and hangs up on the telephony platform too, when it knows
             the call (RingCentral Call Control).
+        observer: told about latencies, barge-ins, errors and the call's totals
+            (the process's metrics).
         clock: monotonic clock (injectable for tests).
     """
 
@@ -155,6 +172,7 @@ class CallSession:
         engines: SpeechEngines,
         records: RecordSink | None = None,
         platform: PlatformCallControl | None = None,
+        observer: SessionObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call_id = call_id
@@ -172,6 +190,14 @@ class CallSession:
         )
         self.journal = CallJournal(records if records is not None else _Discard(), call_id)
         self._platform = platform
+        self._observer = observer
+        self.meter = CallMeter(clock)
+        self.meter.on_error = self._count_error
+        self._prices = Prices.from_settings(settings)
+        self._tts_billed = engines.tts_name in BILLED_PROVIDERS
+        self._stt_billed = False
+        self._billed_stt_frames = 0
+        self._last_voiced_at: float | None = None
         self._from_number = from_number
         self._to_number = to_number
         self._send_raw = send
@@ -246,8 +272,11 @@ class CallSession:
                 exc,
             )
             self.journal.event("error", {"code": "stt_fallback", "message": str(exc)[:200]})
+            self._count_error("stt")
             stt = fallback()
             await stt.start()
+        else:
+            self._stt_billed = self.engines.stt_name in BILLED_PROVIDERS
         self._stt = stt
         self._stt_task = asyncio.get_running_loop().create_task(self._stt_loop(), name="stt")
 
@@ -273,21 +302,42 @@ class CallSession:
             # Even if the task running end() is cancelled half-way, the session is over:
             # anyone waiting on it (the media handler, the manager's drain) must wake up.
             self.stats.frames_out = self._pacer.stats.frames_sent
+            live = self.live_counters()
             self.state = CallState.FAILED if failed else CallState.ENDED
             self.ended_at = time.time()
             flow_outcome = outcome_of(self.context)
+            outcome = (
+                flow_outcome.outcome
+                if flow_outcome and flow_outcome.outcome
+                else default_outcome(self.state.value, reason)
+            )
+            usage = self.meter.usage
+            usage.call_seconds = max(0.0, self.ended_at - self.started_at)
+            usage.stt_audio_seconds = self._billed_stt_frames * FRAME_MS / 1000
+            cost = usage.cost_breakdown(self._prices)["total"]
             self.journal.ended(
                 state=self.state.value,
                 end_reason=reason,
-                outcome=(
-                    flow_outcome.outcome
-                    if flow_outcome and flow_outcome.outcome
-                    else default_outcome(self.state.value, reason)
-                ),
+                outcome=outcome,
                 escalated=flow_outcome.escalated if flow_outcome else None,
                 metrics=metrics_from_stats(self.stats),
                 ended_at=utc_from_timestamp(self.ended_at),
+                usage=usage.as_record(self._prices),
+                cost_usd=round(cost, 6),
             )
+            if self._observer is not None:
+                self._observer.call_finished(
+                    FinishedCall(
+                        outcome=outcome,
+                        frames_in=live.frames_in,
+                        frames_out=live.frames_out,
+                        dropped_frames=live.dropped_frames,
+                        late_frames=live.late_frames,
+                        stt_reconnects=live.stt_reconnects,
+                        usage=usage,
+                        cost_usd=cost,
+                    )
+                )
             self._ended.set()
         log.info(
             "call ended: state=%s frames_in=%d frames_out=%d turns=%d barge_ins=%d",
@@ -320,6 +370,7 @@ class CallSession:
                 done = await asyncio.wait_for(asyncio.shield(self._platform_task), 15)
                 self.journal.event("transfer", {"platform_done": done})
             except Exception:
+                self._count_error("platform")
                 log.exception("platform call control did not finish")
         if self._stt is not None:
             try:
@@ -395,6 +446,7 @@ class CallSession:
             "rejected frame (%d/%d): %s", self.stats.bad_messages, self.settings.max_errors, error
         )
         self.journal.event("error", {"code": error.code, "message": error.message[:200]})
+        self._count_error("protocol")
         frame = self.protocol.format_error(error.code, error.message)
         if frame is not None:
             await self._send(frame)
@@ -405,12 +457,19 @@ class CallSession:
         self.stats.bytes_in += len(payload)
         frames = self._processor.process(payload)
         stt = self._stt
+        voiced = False
         for frame in frames:
             self.stats.frames_in += 1
             if frame.is_silence:
                 self.stats.silent_frames_in += 1
+            else:
+                voiced = True
             if stt is not None:
                 stt.send_audio(frame.pcm)
+        if voiced:
+            self._last_voiced_at = self._clock()
+        if stt is not None and self._stt_billed:
+            self._billed_stt_frames += len(frames)
 
     async def _on_start(self, event: StartEvent) -> None:
         if self._media_started:
@@ -458,7 +517,8 @@ class CallSession:
 
     def _on_dtmf(self, digit: str) -> None:
         self.stats.dtmf_digits += 1
-        log.info("dtmf %s", digit)
+        # Keypad input is what the caller "said" (PINs, account numbers): a transcript.
+        log_transcript(log, self.settings.log_transcripts, "dtmf %s", digit)
         self.journal.event("dtmf", {"digit": digit})
         self._start_response(UserTurn(text=f"[dtmf {digit}]", dtmf=digit))
 
@@ -483,11 +543,11 @@ class CallSession:
         except asyncio.CancelledError:
             raise
         except SttError as exc:
-            self.stats.errors += 1
+            self._count_error("stt")
             log.error("speech recognition failed: %s", exc)
             await self._apologise_and_end("stt_failed")
         except Exception:
-            self.stats.errors += 1
+            self._count_error("stt")
             log.exception("speech recognition loop crashed")
             await self._apologise_and_end("stt_failed")
 
@@ -498,7 +558,7 @@ class CallSession:
             if is_backchannel(text):
                 # "uh-huh", "yeah" while the bot talks: neither an interruption nor a turn.
                 if result.is_final:
-                    log.debug("back-channel ignored: %s", text)
+                    log_transcript(log, self.settings.log_transcripts, "back-channel: %s", text)
                     self.stats.transcripts += 1
                     return
             else:
@@ -507,7 +567,7 @@ class CallSession:
             return
         self.stats.transcripts += 1
         if text:
-            log.debug("caller said: %s", text)
+            log_transcript(log, self.settings.log_transcripts, "caller said: %s", text)
             self._turn_parts.append(text)
             self._turn_confidence.append(result.confidence)
         if result.speech_final and self._turn_parts:
@@ -522,6 +582,11 @@ class CallSession:
             return
         self._unanswered = text
         self.stats.turns += 1
+        if self._last_voiced_at is not None:
+            # The recogniser's endpointing: last audible caller audio → the turn's end.
+            waited = self._clock() - self._last_voiced_at
+            if waited < 10.0:
+                self._observe_stage("stt_final", waited)
         self.context.history.append(HistoryEntry("caller", text))
         self.journal.turn("caller", text, confidence=confidence)
         self._start_response(UserTurn(text=text, confidence=confidence))
@@ -576,6 +641,8 @@ class CallSession:
             waiter.cancel()
         self.stats.barge_ins += 1
         self.stats.barge_in_latencies_ms.append((self._clock() - started) * 1000)
+        if self._observer is not None:
+            self._observer.barge_in()
         log.info("barge-in: bot cut after %d ms of audio", played * FRAME_MS)
 
     # ------------------------------------------------------------------ speaking
@@ -586,6 +653,7 @@ class CallSession:
         previous = self._speech_task
         self._turn_ended_at = self._clock()
         self._awaiting_first_frame = True
+        self.meter.new_turn()
         self._speech_task = asyncio.get_running_loop().create_task(
             self._respond(turn, previous),
             name="response",
@@ -608,6 +676,8 @@ class CallSession:
         self, items: AsyncIterator[SayText | TransferAction | HangupAction], mark: str
     ) -> None:
         """Say each text as it arrives, then carry out a trailing transfer/hang-up."""
+        # This task's chat model requests are charged to this call (see `CallMeter`).
+        call_meter_var.set(self.meter)
         utterance = _Utterance(
             mark=mark, start_frame=self._pacer.stats.frames_sent + self._pacer_pending_frames()
         )
@@ -615,6 +685,8 @@ class CallSession:
         action: TransferAction | HangupAction | None = None
         try:
             async for item in items:
+                if utterance.first_item_at is None:
+                    utterance.first_item_at = self._clock()
                 if isinstance(item, SayText):
                     await self._say(item, utterance)
                 else:
@@ -623,10 +695,10 @@ class CallSession:
         except asyncio.CancelledError:
             raise
         except TtsError as exc:
-            self.stats.errors += 1
+            self._count_error("tts")
             log.error("speech synthesis failed: %s", exc)
         except Exception:
-            self.stats.errors += 1
+            self._count_error("responder")
             log.exception("responder failed")
         finally:
             aclose = getattr(items, "aclose", None)
@@ -650,16 +722,31 @@ class CallSession:
         text = item.text.strip()
         if not text:
             return
+        log_transcript(log, self.settings.log_transcripts, "bot says: %s", text)
         fmt = self._audio_format.mono
+        cache = self.engines.line_cache
+        voice = self._voice or ""
+        synthesized = not (item.cacheable and cache.get(text, fmt, voice) is not None)
         stream = (
-            self.engines.line_cache.speak(self._tts, text, fmt, self._voice or "")
+            cache.speak(self._tts, text, fmt, voice)
             if item.cacheable
             else self._tts.synthesize(text)
         )
+        if synthesized and self._tts_billed:
+            self.meter.usage.tts_characters += len(text)
         frames_before = self._pacer_total_frames()
+        requested_at = self._clock()
+        first = True
         try:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
+                    if first:
+                        first = False
+                        waited = self._clock() - requested_at
+                        if utterance.tts_wait_s is None and not utterance.audio_started:
+                            utterance.tts_wait_s = waited
+                        if synthesized:
+                            self._observe_stage("tts_first_audio", waited)
                     utterance.audio_started = True
                     await self._pacer.put_audio(chunk)
         finally:
@@ -740,6 +827,8 @@ class CallSession:
             target = action.target.phone_number or action.target.extension_number
             self.journal.updated(escalated=True, transfer_target=target)
             self.journal.event("transfer", {"target": action.target.as_wire()})
+            if self._observer is not None:
+                self._observer.transfer()
             if self._platform is not None:
                 self._run_platform(self._platform.transfer(self.call_id, action.target))
             frame = self.protocol.format_transfer(action.target)
@@ -781,7 +870,49 @@ class CallSession:
     def _on_frame_sent(self) -> None:
         if self._awaiting_first_frame and self._turn_ended_at is not None:
             self._awaiting_first_frame = False
-            self.stats.response_latencies_ms.append((self._clock() - self._turn_ended_at) * 1000)
+            latency = self._clock() - self._turn_ended_at
+            self.stats.response_latencies_ms.append(latency * 1000)
+            if self._observer is not None:
+                self._observer.turn_answered(latency, latency - self._provider_wait())
+                if self.meter.llm_first_token_s is not None:
+                    self._observer.stage_ttfb("llm_first_token", self.meter.llm_first_token_s)
+
+    def _provider_wait(self) -> float:
+        """Of this turn's latency, the time spent waiting on the chat model's first line
+        and on the voice's first audio (what the server did not add itself)."""
+        utterance = self._speaking
+        if utterance is None:
+            return 0.0
+        waited = utterance.tts_wait_s or 0.0
+        llm_started = self.meter.llm_started_at
+        if llm_started is not None and utterance.first_item_at is not None:
+            waited += max(0.0, utterance.first_item_at - llm_started)
+        return waited
+
+    def _observe_stage(self, stage: Stage, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer.stage_ttfb(stage, seconds)
+
+    def _count_error(self, component: Component) -> None:
+        self.stats.errors += 1
+        if self._observer is not None:
+            self._observer.error(component)
+
+    def live_counters(self) -> LiveCounters:
+        """Frame counters of this call so far (cheap; read at metrics scrape time)."""
+        dropped = reconnects = 0
+        stt_metrics = getattr(self._stt, "metrics", None)
+        if stt_metrics is not None:
+            dropped = int(getattr(stt_metrics, "dropped_frames", 0))
+            reconnects = int(getattr(stt_metrics, "reconnects", 0))
+        pacer = self._pacer.stats
+        return LiveCounters(
+            frames_in=self.stats.frames_in,
+            frames_out=pacer.frames_sent,
+            dropped_frames=dropped,
+            late_frames=pacer.late_frames,
+            stt_reconnects=reconnects,
+        )
 
     async def _send(self, message: str | bytes) -> None:
         await self._send_raw(message)

@@ -162,12 +162,15 @@ class CallJournal:
         metrics: Mapping[str, Any] | None = None,
         ended_at: datetime | None = None,
         duration_s: float | None = None,
+        usage: Mapping[str, Any] | None = None,
+        cost_usd: float | None = None,
     ) -> None:
         """The call is over (``duration_s`` defaults to end − stored start)."""
         self.sink.record(CallEnd(
             call_id=self.call_id, seq=self._next_update(), ended_at=ended_at or self._clock(),
             state=state, end_reason=end_reason, outcome=outcome, escalated=escalated,
             transfer_target=transfer_target, duration_s=duration_s, metrics=metrics,
+            usage=usage, cost_usd=cost_usd,
         ))
 
 

@@ -126,6 +126,8 @@ class Call(Base):
     transfer_target: Mapped[str | None] = mapped_column(String(64))
     custom_parameters: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     rc_telephony_session_id: Mapped[str | None] = mapped_column(String(128))
     rc_party_id: Mapped[str | None] = mapped_column(String(128))
     last_seq: Mapped[int | None] = mapped_column(Integer)

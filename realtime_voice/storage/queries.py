@@ -121,6 +121,7 @@ def call_summary_json(call: Call) -> dict[str, Any]:
         "outcome": call.outcome,
         "escalated": call.escalated,
         "transfer_target": call.transfer_target,
+        "cost_usd": call.cost_usd,
     }
 
 
@@ -130,6 +131,7 @@ def call_detail_json(call: Call) -> dict[str, Any]:
     doc.update(
         custom_parameters=call.custom_parameters or {},
         metrics=call.metrics or {},
+        usage=call.usage or {},
         ringcentral={
             "telephony_session_id": call.rc_telephony_session_id,
             "party_id": call.rc_party_id,

@@ -179,6 +179,8 @@ class CallEnd:
         transfer_target: where to, when transferred.
         duration_s: call length; computed from the stored start time when ``None``.
         metrics: per-call counters and latencies (JSON-able).
+        usage: billable usage and its estimated cost per provider (JSON-able).
+        cost_usd: the estimated total cost in dollars.
     """
 
     call_id: str
@@ -191,12 +193,15 @@ class CallEnd:
     transfer_target: str | None = None
     duration_s: float | None = None
     metrics: Mapping[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
+    cost_usd: float | None = None
 
     def __post_init__(self) -> None:
         _check_call_id(self.call_id)
         _check_seq(self.seq, optional=False)
         _check_aware("ended_at", self.ended_at)
         _own_copy(self, "metrics")
+        _own_copy(self, "usage")
 
 
 @dataclass(frozen=True, slots=True)
