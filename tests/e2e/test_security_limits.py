@@ -105,6 +105,11 @@ async def test_an_http_flood_gets_429_while_health_and_metrics_stay_up(
             for _ in range(5):
                 async with http.get(base + path) as resp:
                     assert resp.status == 200, path
+        async with http.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+        # Refusals are visible to ops.
+        counted = 'voice_webhook_requests_total{method="POST",route="/api/voice/inbound",'
+        assert counted + 'status="429"} 1.0' in metrics
     # Without proxy trust a forged X-Forwarded-For is not an escape.
     async with aiohttp.ClientSession() as http, http.post(
         f"{base}/api/voice/inbound", json=payload, headers={"X-Forwarded-For": "192.0.2.1"}
