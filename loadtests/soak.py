@@ -1,0 +1,194 @@
+"""Soak: calls start and end continuously for a long time; memory, threads and files stay flat.
+
+A `LocalStack` (server plus simulators, each its own process) takes ``--calls`` concurrent
+callers for ``--duration`` (30 minutes by default). Each caller hangs up after
+``--call-length-s`` and calls again at once (call starts are spread, so calls end and
+begin all the time), talking as in the capacity benchmark: prerecorded utterances, each
+after the bot's previous answer finished playing.
+
+Every ``--sample-s`` seconds the server process's RSS, thread count and open file
+descriptors (sockets included) are read. After the run it prints the least-squares
+slope of each per hour over the samples after ``--warmup-s``, the growth the fit
+predicts over that span, and whether that is flat: RSS growth under
+max(2 % of the mean, 4 MiB), threads under 1, open files under 2 (the counts move with
+the calls live at each sample, which the fit averages out). Also printed: calls placed
+and failed, turn latency and the server-added latency p99 over the run.
+
+Run: ``python loadtests/soak.py`` (30 min); ``--duration 5m`` for a short look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load_caller import hist_quantile
+from _load_steps import StepPlan, run_step, utterance_files
+from _server_probe import ProcessSample, delta_quantile, slope
+from stack import LocalStack
+
+__all__ = ["Trend", "main", "trend"]
+
+UTTERANCES = ("what_time_open", "book_table", "parking")
+_MiB = 1024 * 1024
+
+
+class Trend:
+    """The fitted trend of one quantity over the soak.
+
+    Attributes:
+        name: what it is.
+        per_hour: least-squares slope, units per hour.
+        growth: what the fit predicts over the measured span.
+        first: mean of the first quarter of the samples.
+        last: mean of the last quarter.
+        flat: growth within the tolerance.
+    """
+
+    def __init__(self, name: str, unit: str, times_h: Sequence[float], values: Sequence[float],
+                 tolerance: float) -> None:  # fmt: skip
+        self.name = name
+        self.unit = unit
+        fitted = slope(times_h, values)
+        self.per_hour = fitted or 0.0
+        self.growth = self.per_hour * (times_h[-1] - times_h[0]) if times_h else 0.0
+        quarter = max(len(values) // 4, 1)
+        self.first = sum(values[:quarter]) / quarter
+        self.last = sum(values[-quarter:]) / quarter
+        self.tolerance = tolerance
+        self.flat = abs(self.growth) < tolerance
+
+    def line(self) -> str:
+        """One printed line."""
+        verdict = "flat" if self.flat else "NOT FLAT"
+        return (
+            f"  {self.name:<11} slope {self.per_hour:+9.2f} {self.unit}/h, fitted growth "
+            f"{self.growth:+8.2f} {self.unit} over the run (tolerance {self.tolerance:.1f}); "
+            f"first quarter {self.first:.1f}, last quarter {self.last:.1f}: {verdict}"
+        )
+
+
+def trend(samples: Sequence[ProcessSample], since: float) -> list[Trend]:
+    """Trends of RSS (MiB), threads and open files over the samples taken after ``since``."""
+    kept = [s for s in samples if s.at >= since] or list(samples)
+    hours = [(s.at - kept[0].at) / 3600 for s in kept]
+    rss = [s.rss_bytes / _MiB for s in kept]
+    mean_rss = sum(rss) / len(rss)
+    return [
+        Trend("RSS", "MiB", hours, rss, max(0.02 * mean_rss, 4.0)),
+        Trend("threads", "", hours, [float(s.threads) for s in kept], 1.0),
+        Trend("open files", "", hours, [float(s.open_files) for s in kept], 2.0),
+    ]
+
+
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``5m`` or ``1h`` → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--protocol", choices=("ringcentral", "twilio"), default="ringcentral")
+    parser.add_argument("--calls", type=int, default=20, help="concurrent calls (default 20)")
+    parser.add_argument(
+        "--call-length-s", type=float, default=30.0, help="each call's length (default 30)"
+    )
+    parser.add_argument(
+        "--duration", type=_duration, default=1800.0, help="e.g. 30m (default), 5m, 1h"
+    )
+    parser.add_argument("--sample-s", type=float, default=5.0, help="sampling period")
+    parser.add_argument(
+        "--warmup-s", type=float, default=60.0, help="samples left out of the trend"
+    )
+    parser.add_argument("--stt-first-result-ms", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--llm-first-token-ms", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--tts-first-byte-ms", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--engines", choices=("simulated", "offline"), default="simulated")
+    parser.add_argument("--out", type=Path, help="logs and database (default: a temp dir)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the soak and print the trends; exit status 1 when one is not flat."""
+    args = _parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="rv-soak-"))
+    print(f"command: {shlex.join(['python', 'loadtests/soak.py', *(argv or sys.argv[1:])])}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"{args.calls} concurrent {args.protocol} calls of {args.call_length_s:g} s "
+        f"for {args.duration / 60:g} min; engines: {args.engines}",
+        flush=True,
+    )
+    samples: list[ProcessSample] = []
+    with LocalStack(
+        out,
+        stt_first_result_ms=args.stt_first_result_ms,
+        llm_first_token_ms=args.llm_first_token_ms,
+        tts_first_byte_ms=args.tts_first_byte_ms,
+        engines=args.engines,
+        max_calls=args.calls * 2 + 50,
+    ) as stack:
+        started = time.monotonic()
+        last_print = started
+
+        def sample() -> None:
+            nonlocal last_print
+            reading = ProcessSample.of(stack.server_pid)
+            samples.append(reading)
+            if reading.at - last_print >= 60:
+                last_print = reading.at
+                print(
+                    f"  {(reading.at - started) / 60:5.1f} min: RSS "
+                    f"{reading.rss_bytes / _MiB:.1f} MiB, {reading.threads} threads, "
+                    f"{reading.open_files} open files",
+                    flush=True,
+                )
+
+        plan = StepPlan(
+            protocol=args.protocol,
+            calls=args.calls,
+            hold_s=args.duration,
+            ramp_rate=max(args.calls / args.call_length_s, 1.0),
+            settle_s=2.0,
+            callers_per_process=100,
+            utterances=utterance_files(UTTERANCES),
+            call_length_s=args.call_length_s,
+        )
+        result = run_step(stack, plan, on_tick=sample, tick_s=args.sample_s)
+        print(f"logs in {stack.out_dir}")
+    m = result.callers
+    turns = sorted(m.turn_latencies_s)
+    added = delta_quantile(result.before, result.after, "voice_server_added_latency_seconds", 0.99)
+    print(f"\ncalls placed {m.calls_placed}, failed {m.calls_failed}, abnormal closes "
+          f"{m.abnormal_closes}, ended by the server {m.calls_ended_by_server}; turns {m.turns}, "
+          f"unanswered {m.unanswered_turns}")  # fmt: skip
+    if turns:
+        p50, p99 = turns[len(turns) // 2], turns[min(len(turns) - 1, int(0.99 * len(turns)))]
+        print(f"turn latency (callers): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
+              f"server-added p99 {'-' if added is None else f'{added * 1000:.1f}'} ms; "
+              f"jitter p99 {hist_quantile(m.jitter_hist, 0.99)} ms")  # fmt: skip
+    print(f"server CPU {1000 * result.server_cpu_s / (args.calls * result.window_s):.2f} ms "
+          f"per call-second; {len(samples)} samples")  # fmt: skip
+    trends = trend(samples, started + args.warmup_s)
+    print(f"trends after the first {args.warmup_s:g} s:")
+    for item in trends:
+        print(item.line())
+    flat = all(item.flat for item in trends)
+    print("verdict: " + ("flat" if flat else "NOT flat"))
+    return 0 if flat else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
