@@ -226,6 +226,9 @@ def configure_logging(
 def _log_uncaught(
     kind: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> None:
+    if issubclass(kind, KeyboardInterrupt):  # Ctrl-C is not a crash
+        sys.__excepthook__(kind, value, tb)
+        return
     logging.getLogger("realtime_voice").critical("uncaught exception", exc_info=(kind, value, tb))
 
 
