@@ -144,8 +144,9 @@ class ReconnectPolicy:
 
     Waits grow as ``initial_s·2ⁿ`` plus up to ``jitter_s`` of random jitter, capped at
     ``max_wait_s``. At most ``max_attempts`` connection attempts are made in a row; a
-    connection that stayed up for ``stable_after_s`` earns a fresh budget (and its
-    first reconnect is immediate).
+    connection that stayed up for ``stable_after_s`` and answered earns a fresh budget (and
+    its first reconnect is immediate). A connection that takes audio and answers nothing
+    is dropped as stalled; ``max_stalls`` of them in a row end the stream.
 
     Attributes:
         max_attempts: connection attempts in a row before the stream fails.
@@ -153,6 +154,7 @@ class ReconnectPolicy:
         max_wait_s: cap on any single wait.
         jitter_s: random extra wait, so many calls do not reconnect in lockstep.
         stable_after_s: uptime after which a connection counts as stable.
+        max_stalls: stalled connections in a row before the stream fails.
 
     Raises:
         ValueError: a non-positive value.
@@ -163,9 +165,10 @@ class ReconnectPolicy:
     max_wait_s: float = 5.0
     jitter_s: float = 0.25
     stable_after_s: float = 5.0
+    max_stalls: int = 2
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if self.max_attempts < 1 or self.max_stalls < 1:
+            raise ValueError("max_attempts and max_stalls must be at least 1")
         if min(self.initial_s, self.max_wait_s, self.stable_after_s) <= 0 or self.jitter_s < 0:
             raise ValueError("reconnect waits must be positive (jitter ≥ 0)")

@@ -3,7 +3,11 @@
 `SocketWorker.run` is the worker thread's body. It owns the socket opened by the SDK's
 ``client.listen.v1.connect(...)``, takes audio and control items from the `AudioInbox`,
 sends KeepAlive after ``keepalive_s`` without audio, and reconnects with tenacity after a
-retryable failure, replaying the `ReplayBuffer` first. Each socket has a reader thread
+retryable failure, replaying the `ReplayBuffer` first. A socket that takes audio but
+answers nothing for ``stall_timeout_s`` counts as failed (Deepgram answers streamed audio,
+silence included, within seconds): it is dropped and replaced, and after
+``ReconnectPolicy.max_stalls`` such sockets in a row the stream fails, so a stalled
+service ends in a clear error instead of a caller nobody hears. Each socket has a reader thread
 that iterates its messages, decodes them into stream-time events (`decode_message`) and
 posts them. Nothing here touches the event loop: everything leaves through ``post``,
 which the bridge implements with ``loop.call_soon_threadsafe``.
@@ -70,6 +74,7 @@ class DeepgramSttMetrics:
         replay_overflow_bytes: sent audio forgotten before a final covered it.
         keepalives_sent: KeepAlive messages sent.
         dropped_events: events dropped because the consumer fell behind.
+        stalls: connections dropped because Deepgram answered nothing.
     """
 
     frames_processed: int = 0
@@ -83,6 +88,7 @@ class DeepgramSttMetrics:
     replay_overflow_bytes: int = 0
     keepalives_sent: int = 0
     dropped_events: int = 0
+    stalls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +123,14 @@ class _Socket:
     base: int  # absolute byte offset of this socket's time 0
     opened_at: float
     connection: Any = None  # websockets ClientConnection, for aborting a stuck send
+    heard_at: float | None = None  # monotonic time of the last message received
     failure: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     drained: threading.Event = field(default_factory=threading.Event)
+
+
+class _Stalled(DeepgramSttError):
+    """The socket took audio but Deepgram answered nothing for the stall timeout."""
 
 
 class _StableDrop(Exception):
@@ -145,6 +156,8 @@ class SocketWorker:
         name: thread name prefix.
         keepalive_s: KeepAlive after this long without audio.
         drain_timeout_s: wait for Metadata after CloseStream at most this long.
+        stall_timeout_s: drop a socket that has answered nothing this long after audio
+            went out.
     """
 
     def __init__(
@@ -161,6 +174,7 @@ class SocketWorker:
         name: str,
         keepalive_s: float,
         drain_timeout_s: float,
+        stall_timeout_s: float,
     ) -> None:
         self._client = client
         self.options = options
@@ -173,11 +187,13 @@ class SocketWorker:
         self._name = name
         self._keepalive_s = keepalive_s
         self._drain_timeout_s = drain_timeout_s
+        self._stall_timeout_s = stall_timeout_s
         self._bps = options.bytes_per_second
         self._state_lock = threading.Lock()
         self._current: _Socket | None = None
         self._final_end = 0.0  # stream seconds covered by the finals emitted so far
         self._connections = 0
+        self._stalls = 0  # stalled connections in a row
 
     def run(self) -> None:
         """The worker thread's body; always ends by posting `WorkerDone`."""
@@ -266,6 +282,8 @@ class SocketWorker:
                 self._post(Connected())
                 try:
                     self._pump(conn, current, pending.chunks)
+                except _Stalled:
+                    raise
                 except Exception as exc:
                     # The reader's exception carries the close code; a failed send only
                     # says the socket is gone.
@@ -274,8 +292,21 @@ class SocketWorker:
         except Exception as exc:
             self._metrics.errors += 1
             error = stt_error(exc)
+            heard = current is not None and current.heard_at is not None
+            if heard:
+                self._stalls = 0
+            elif isinstance(exc, _Stalled):
+                self._stalls += 1
+                if self._stalls >= self._policy.max_stalls:
+                    raise DeepgramSttError(
+                        f"{exc}, on {self._stalls} connections in a row: giving up",
+                        retryable=False,
+                    ) from exc
+            # Only a connection that answered earns a fresh budget: one that took audio
+            # for a long time and said nothing is no evidence that the service works.
             if (
                 current is not None
+                and heard
                 and error.retryable
                 and time.monotonic() - current.opened_at >= self._policy.stable_after_s
             ):
@@ -294,6 +325,8 @@ class SocketWorker:
             self._metrics.bytes_sent += len(data)
             self._metrics.replayed_bytes += len(data)
         last_audio = time.monotonic()
+        # When audio first went out with no message heard since (None: nothing owed).
+        unanswered_since: float | None = last_audio if replay else None
         while True:
             if current.done.is_set():
                 raise current.failure or DeepgramSttError(
@@ -301,11 +334,19 @@ class SocketWorker:
                     retryable=True,
                     close_code=1000,
                 )
-            wait = max(0.0, last_audio + self._keepalive_s - time.monotonic())
+            now = time.monotonic()
+            heard = current.heard_at
+            if unanswered_since is not None and heard is not None and heard >= unanswered_since:
+                unanswered_since = None
+            if unanswered_since is not None and now - unanswered_since >= self._stall_timeout_s:
+                self._drop_stalled(current, now - unanswered_since)
+            wait = max(0.0, last_audio + self._keepalive_s - now)
             if self._inbox.wake_frames > 1:
                 # The inbox wakes us per wake_frames frames; a partial batch goes out
                 # after as long as a full one takes to arrive at the real-time pace.
                 wait = min(wait, self._inbox.wake_frames * _FRAME_S)
+            if unanswered_since is not None:
+                wait = min(wait, max(0.0, unanswered_since + self._stall_timeout_s - now))
             batch = self._inbox.get(wait, _MAX_BATCH_FRAMES)
             if not batch:
                 if time.monotonic() - last_audio >= self._keepalive_s and not current.done.is_set():
@@ -325,6 +366,19 @@ class SocketWorker:
                 conn.send_media(data)
                 self._metrics.bytes_sent += len(data)
                 last_audio = time.monotonic()
+                if unanswered_since is None:
+                    unanswered_since = last_audio
+
+    def _drop_stalled(self, current: _Socket, silent_s: float) -> None:
+        """Give up on a socket that answers nothing; raises `_Stalled`."""
+        self._metrics.stalls += 1
+        log.warning(
+            "Deepgram answered nothing for %.1f s after audio went out: dropping the connection",
+            silent_s,
+        )
+        # Shut it down first: a peer that stopped reading would hold the close handshake.
+        _abort(current)
+        raise _Stalled(f"Deepgram answered nothing for {silent_s:.1f} s", retryable=True)
 
     def _close_stream(self, conn: Any, current: _Socket) -> None:
         if current.done.is_set():
@@ -348,6 +402,7 @@ class SocketWorker:
     def _read_loop(self, conn: Any, current: _Socket) -> None:
         try:
             for message in conn:
+                current.heard_at = time.monotonic()
                 if message is None or isinstance(message, bytes):
                     continue  # unknown message type (newer API) or stray binary
                 try:

@@ -25,7 +25,10 @@ Overflow policy (the loop never blocks, memory never grows without bound):
 
 Reconnects: a retryable failure (close 1011/1006, timeout, OSError, handshake 429/5xx)
 makes the worker connect again with tenacity (exponential backoff with jitter, capped,
-bounded attempts; a connection that stayed up ``stable_after_s`` earns a fresh budget).
+bounded attempts; a connection that stayed up ``stable_after_s`` and answered earns a
+fresh budget). A connection that takes audio and answers nothing for ``stall_timeout_s``
+is dropped like a failed one; ``ReconnectPolicy.max_stalls`` of them in a row end the
+stream (a stalled service must not leave the caller talking to nobody).
 The new socket is first sent the replay buffer, and its timestamps (which restart at 0)
 are offset by where that audio starts in the stream, so every timestamp we emit is
 seconds of audio since the stream began; final results are additionally clamped so
@@ -126,6 +129,9 @@ class DeepgramSpeechToText:
             the stream after 10 s of neither).
         finalize_timeout_s: longest `finalize` waits for the ``from_finalize`` result.
         drain_timeout_s: longest `stop` waits for Metadata after CloseStream.
+        stall_timeout_s: drop a connection that has answered nothing this long after
+            audio went out (Deepgram answers within seconds, with empty results in
+            silence; 10 s is its own idle limit).
         send_batch_frames: 20 ms frames per WebSocket message in steady state (1-5;
             Deepgram advises 20-100 ms chunks). 2 (40 ms) halves the worker's
             wake-ups, the main cost with many calls, for at most 20 ms of added delay.
@@ -149,8 +155,10 @@ class DeepgramSpeechToText:
         finalize_timeout_s: float = 3.0,
         drain_timeout_s: float = 3.0,
         send_batch_frames: int = 2,
+        stall_timeout_s: float = 10.0,
     ) -> None:
-        if min(replay_seconds, keepalive_s, finalize_timeout_s, drain_timeout_s) <= 0:
+        timeouts = (keepalive_s, finalize_timeout_s, drain_timeout_s, stall_timeout_s)
+        if min(replay_seconds, *timeouts) <= 0:
             raise ValueError("timeouts and replay_seconds must be positive")
         if not 1 <= send_batch_frames <= 5:
             raise ValueError(f"send_batch_frames must be 1..5, not {send_batch_frames}")
@@ -190,6 +198,7 @@ class DeepgramSpeechToText:
             name=self._name,
             keepalive_s=keepalive_s,
             drain_timeout_s=drain_timeout_s,
+            stall_timeout_s=stall_timeout_s,
         )
         self._worker: threading.Thread | None = None
 

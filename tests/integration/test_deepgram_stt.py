@@ -285,6 +285,41 @@ async def test_a_stalled_server_blocks_neither_the_loop_nor_other_calls_and_memo
     assert "close on sunday" in collector.heard()
 
 
+async def test_a_stalled_connection_is_replaced_and_its_audio_replayed() -> None:
+    async with simulator(SimFaults(stall=True)) as sim:
+        stt = bridge(sim, stall_timeout_s=0.5, reconnect=FAST)
+        await stt.start()
+        sim.faults.stall = False  # the first connection stays stalled, the next one answers
+        collector = Collector(stt)
+        await feed(stt, await speech(HOURS) + silence(0.6))
+        await collector.wait_for(lambda: "sunday" in collector.heard())
+        await stt.stop()
+        await collector.done()
+    assert collector.error is None
+    assert "close on sunday" in collector.heard()
+    assert sim.stats.listen_connections == 2
+    assert stt.metrics.stalls == 1 and stt.metrics.replayed_bytes > 0
+
+
+async def test_a_service_that_answers_nothing_fails_the_stream_after_max_stalls() -> None:
+    async with simulator(SimFaults(stall=True)) as sim:
+        stt = bridge(sim, stall_timeout_s=0.3, reconnect=FAST)
+        await stt.start()
+        collector = Collector(stt)
+        feeding = asyncio.get_running_loop().create_task(feed(stt, silence(20)))
+        # Raises if the stream never fails (the collector would wait forever).
+        await collector.wait_for(lambda: collector.error is not None)
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+        await stt.stop()
+    error = collector.error
+    assert isinstance(error, DeepgramSttError) and error.retryable is False
+    assert "answered nothing" in str(error)
+    assert sim.stats.listen_connections == FAST.max_stalls == 2
+    assert stt.metrics.stalls == 2
+
+
 async def test_keepalive_holds_a_quiet_stream_open() -> None:
     async with simulator(SimFaults(idle_timeout_s=0.5)) as sim:
         stt = bridge(sim, keepalive_s=0.1)

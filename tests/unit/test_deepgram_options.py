@@ -67,4 +67,6 @@ def test_reconnect_policy_validation() -> None:
     with pytest.raises(ValueError):
         ReconnectPolicy(max_attempts=0)
     with pytest.raises(ValueError):
+        ReconnectPolicy(max_stalls=0)
+    with pytest.raises(ValueError):
         ReconnectPolicy(max_wait_s=0)
