@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "PCM16",
+    "ReportsFallbacks",
     "SpeechEvent",
     "SpeechStarted",
     "SpeechToText",
@@ -152,3 +153,11 @@ class TextToSpeech(Protocol):
             TtsError: synthesis failed.
         """
         ...
+
+
+@runtime_checkable
+class ReportsFallbacks(Protocol):
+    """A synthesiser that hands lines to a stand-in engine when its own fails."""
+
+    fallbacks: int
+    """Lines (or their remainders) the stand-in spoke so far."""

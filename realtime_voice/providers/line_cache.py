@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 
 from realtime_voice.audio.format import AudioFormat
-from realtime_voice.providers.base import TextToSpeech
+from realtime_voice.providers.base import ReportsFallbacks, TextToSpeech
 
 __all__ = ["LineCache"]
 
@@ -61,7 +61,9 @@ class LineCache:
     ) -> AsyncGenerator[bytes, None]:
         """Stream ``text``: from the cache when present, else from ``tts`` while filling it.
 
-        A synthesis cut short (barge-in, error) is not cached.
+        A synthesis cut short (barge-in, error) is not cached, nor one a stand-in voice
+        spoke any of (a `ReportsFallbacks` synthesiser whose primary failed): that audio
+        would be what every later call hears, long after the primary is back.
         """
         audio = self.get(text, fmt, voice)
         if audio is not None:
@@ -69,10 +71,16 @@ class LineCache:
             yield audio
             return
         self.misses += 1
+        stand_ins = _fallbacks(tts)
         parts: list[bytes] = []
         # Close the engine's stream at once on barge-in rather than at garbage collection.
         async with contextlib.aclosing(tts.synthesize(text)) as stream:
             async for chunk in stream:
                 parts.append(chunk)
                 yield chunk
-        self.put(text, fmt, b"".join(parts), voice)
+        if _fallbacks(tts) == stand_ins:
+            self.put(text, fmt, b"".join(parts), voice)
+
+
+def _fallbacks(tts: TextToSpeech) -> int:
+    return tts.fallbacks if isinstance(tts, ReportsFallbacks) else 0

@@ -16,6 +16,7 @@ from realtime_voice.providers.deepgram_client import AsyncClientHandle, create_a
 from realtime_voice.providers.deepgram_errors import DeepgramTtsError
 from realtime_voice.providers.deepgram_tts import DeepgramTextToSpeech
 from realtime_voice.providers.fallback_tts import FallbackTextToSpeech
+from realtime_voice.providers.line_cache import LineCache
 from realtime_voice.providers.local_tts import LocalTextToSpeech, synthesize_all
 from realtime_voice.testing.deepgram_sim import DEFAULT_API_KEY, DeepgramSimulator, SimFaults
 from realtime_voice.testing.speech import transcribe_mulaw
@@ -131,3 +132,22 @@ async def test_a_silent_aura_falls_back_within_the_first_byte_deadline() -> None
         # Inside the cool-down the next line goes straight to the fallback.
         await synthesize_all(speaker, "Thank you.")
         assert sim.stats.speak_requests == 1 and speaker.fallbacks == 2
+
+
+async def test_a_fixed_line_finished_by_the_fallback_is_not_cached() -> None:
+    # The cut line is half Aura, then the whole sentence again in the offline voice: it
+    # must never be what every later call hears. Once Aura is back, its audio is cached.
+    cache = LineCache()
+    async with aura(SimFaults(speak_abort_after_bytes=2_000)) as (sim, handle):
+        speaker = FallbackTextToSpeech(
+            DeepgramTextToSpeech(MULAW_8K, handle.client),
+            LocalTextToSpeech(MULAW_8K),
+            cooldown_s=0.0,
+        )
+        mixed = b"".join([c async for c in cache.speak(speaker, GREETING, MULAW_8K)])
+        assert sim.stats.speak_cut == 1 and speaker.fallbacks == 1
+        assert cache.get(GREETING, MULAW_8K) is None
+        sim.faults.speak_abort_after_bytes = None
+        clean = b"".join([c async for c in cache.speak(speaker, GREETING, MULAW_8K)])
+    assert speaker.fallbacks == 1
+    assert cache.get(GREETING, MULAW_8K) == clean != mixed
