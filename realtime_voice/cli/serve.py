@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
 
     from realtime_voice.config import SettingsError, load_settings
-    from realtime_voice.log import configure_logging
+    from realtime_voice.log import configure_logging, secrets_of
 
     env = dict(os.environ)
     if args.http_port is not None:
@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"realtime-voice: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     from realtime_voice.server.app import run_server
 
     try:
