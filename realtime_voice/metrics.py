@@ -62,6 +62,7 @@ METRIC_NAMES = (
     "voice_late_frames_total",
     "voice_stt_reconnects_total",
     "voice_webhook_requests_total",
+    "voice_media_refused_total",
     "voice_recorder_spool_depth",
     "voice_recorder_records_total",
     "voice_errors_total",
@@ -127,6 +128,11 @@ class VoiceMetrics:
             "voice_errors", "Errors by component (the call may have gone on).", ["component"],
             registry=r,
         )
+        self._media_refused = Counter(
+            "voice_media_refused",
+            "Media connections refused before a session started, by reason.",
+            ["reason"], registry=r,
+        )
         self._webhooks = Counter(
             "voice_webhook_requests", "HTTP requests by route and status.",
             ["route", "method", "status"], registry=r,
@@ -190,6 +196,12 @@ class VoiceMetrics:
         self._usage.labels(kind="llm_prompt_tokens").inc(usage.llm_prompt_tokens)
         self._usage.labels(kind="llm_completion_tokens").inc(usage.llm_completion_tokens)
         self._cost.observe(call.cost_usd)
+
+    # ------------------------------------------------------------------ connections
+
+    def media_refused(self, reason: str) -> None:
+        """Count a media connection refused before its session (rate limit, token...)."""
+        self._media_refused.labels(reason=reason).inc()
 
     # ------------------------------------------------------------------ HTTP
 

@@ -89,6 +89,7 @@ class VoiceServer:
             platform,
             public_media_url=lambda: self.public_media_url,
             observer=self.metrics,
+            on_refused=self.metrics.media_refused,
         )
         self.twilio = TwilioAnswerHandler(
             self.manager,

@@ -71,6 +71,10 @@ class MediaServer:
         platform: telephony-platform call control (RingCentral), if configured.
         public_media_url: the public base URL Twilio connects to (signature checks).
         observer: where every call reports latencies, errors and totals (the metrics).
+        on_refused: told the reason of every connection refused before a session started
+            (``rate_limited``, ``origin``, ``not_found``, ``signature``, ``token``,
+            ``unsupported_format``, ``handshake``, ``at_capacity``, ``draining``,
+            ``duplicate_call``).
     """
 
     def __init__(
@@ -84,9 +88,11 @@ class MediaServer:
         platform: PlatformCallControl | None = None,
         public_media_url: Callable[[], str] | None = None,
         observer: SessionObserver | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.public_media_url = public_media_url or (lambda: settings.public_media_url)
         self.observer = observer
+        self._on_refused = on_refused
         self.records = records
         self.platform = platform
         self.settings = settings
@@ -135,10 +141,16 @@ class MediaServer:
             # holds nothing per request (docs/SECURITY.md).
             status, body = self.health.report()
             return _json_response(status, body)
-        refused = self._refuse_flood(connection, request) or self._refuse_origin(request)
-        if refused is not None:
-            return refused
+        flood = self._refuse_flood(connection, request)
+        if flood is not None:
+            self._refused("rate_limited")
+            return flood
+        origin = self._refuse_origin(request)
+        if origin is not None:
+            self._refused("origin")
+            return origin
         if path not in (BRIDGE_PATH, TWILIO_PATH):
+            self._refused("not_found")
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
         if path == TWILIO_PATH and self.settings.twilio_auth_token:
             # PROTOCOLS.md §3: Twilio signs the upgrade request like a webhook (the URL it
@@ -149,8 +161,13 @@ class MediaServer:
                 self.settings.twilio_auth_token, url, [], signature
             ):
                 log.warning("twilio stream refused: bad or missing X-Twilio-Signature")
+                self._refused("signature")
                 return _json_response(403, {"error": "missing or invalid X-Twilio-Signature"})
         return None
+
+    def _refused(self, reason: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(reason)
 
     def _refuse_flood(self, connection: ServerConnection, request: Request) -> Response | None:
         """429 when the client's address opened too many connections (before any work)."""
@@ -222,18 +239,21 @@ class MediaServer:
         call_id_var.set(call_id or "-")
         if not call_id or not token:
             log.warning("bridge connection refused: missing call_id or token")
+            self._refused("token")
             await ws.close(CLOSE_POLICY, "missing call_id or token")
             return
         try:
             self.tokens.verify(token, call_id)
         except TokenError as exc:
             log.warning("bridge connection refused: token %s", exc.reason)
+            self._refused("token")
             await ws.close(CLOSE_POLICY, f"token {exc.reason}")
             return
         try:
             fmt = RingCentralBridgeProtocol.format_from_query(query)
         except UnsupportedFormatError as exc:
             log.warning("bridge connection refused: unsupported format: %s", exc)
+            self._refused("unsupported_format")
             await ws.close(CLOSE_UNSUPPORTED, f"unsupported audio format: {exc}"[:120])
             return
         await self._run_session(
@@ -257,15 +277,18 @@ class MediaServer:
                         events = protocol.parse(message)
                     except ProtocolError as exc:
                         log.warning("twilio handshake: %s", exc)
+                        self._refused("handshake")
                         await ws.close(CLOSE_POLICY, exc.message[:120])
                         return
                     start = next((e for e in events if isinstance(e, StartEvent)), None)
                     if start is not None:
                         break
         except TimeoutError:
+            self._refused("handshake")
             await ws.close(CLOSE_POLICY, "no start message")
             return
         if start is None or not start.call_id:
+            self._refused("handshake")
             await ws.close(CLOSE_POLICY, "expected a start message with a callSid")
             return
         call_id_var.set(start.call_id)
@@ -276,6 +299,7 @@ class MediaServer:
             self.tokens.verify(token, start.call_id)
         except TokenError as exc:
             log.warning("twilio stream refused: token %s", exc.reason)
+            self._refused("token")
             await ws.close(CLOSE_POLICY, f"token {exc.reason}")
             return
         answered = self.manager.ringing(start.call_id)
@@ -321,6 +345,7 @@ class MediaServer:
         except AdmissionError as exc:
             code = CLOSE_POLICY if exc.reason == "duplicate_call" else CLOSE_TRY_AGAIN
             log.warning("call refused: %s", exc.reason)
+            self._refused(exc.reason)
             await ws.close(code, exc.reason)
             return
         log.info(

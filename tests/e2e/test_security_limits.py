@@ -84,6 +84,9 @@ async def test_a_media_flood_from_one_address_gets_429_before_any_session(
     ) as resp:
         assert resp.status == 200
     assert server.manager.total_calls == 0
+    # Ops see each refusal by reason (the tokenless upgrades were refused after it).
+    assert refused(server, "rate_limited") == 2
+    assert refused(server, "token") == 4
 
 
 async def test_an_http_flood_gets_429_while_health_and_metrics_stay_up(
@@ -138,6 +141,7 @@ async def test_the_origin_allow_list(make_server: MakeServer) -> None:
     assert "https://evil.example" in json.loads(body)["error"]
     assert (await handshake_status(url, {"Origin": "https://Console.example.com"}))[0] == 101
     assert (await handshake_status(url, {}))[0] == 101  # gateways send no Origin
+    assert refused(server, "origin") == 1
 
 
 async def test_an_expired_token_is_refused_on_the_bridge(server: VoiceServer) -> None:
@@ -168,6 +172,15 @@ async def test_twilio_tokens_expired_replayed_or_for_another_call_are_refused(
         assert await close_of(ws) == (1008, "token reused")
     await asyncio.wait_for(server.manager.wait_idle(), 30)
     assert server.manager.total_calls == 1
+
+
+def refused(server: VoiceServer, reason: str) -> float:
+    """``voice_media_refused_total`` for ``reason`` as /metrics shows it."""
+    wanted = f'voice_media_refused_total{{reason="{reason}"}} '
+    for line in server.metrics.render().decode().splitlines():
+        if line.startswith(wanted):
+            return float(line.removeprefix(wanted))
+    return 0.0
 
 
 def past_issuer(server: VoiceServer) -> StreamTokenIssuer:
