@@ -94,7 +94,8 @@ class Measurements:
     calls_failed: int = 0
     calls_ended_by_server: int = 0
     abnormal_closes: int = 0
-    live_calls_min: int = 0
+    live_calls_mean: float = 0.0
+    """Calls live on average inside the window (sampled every 0.5 s)."""
     errors: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:

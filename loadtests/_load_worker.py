@@ -59,13 +59,12 @@ async def run_job(job: dict[str, Any], utterances: tuple[bytes, ...]) -> Measure
             start = t0 + ramp_s * index / max(calls, 1)
             await asyncio.sleep(max(0.0, start - time.monotonic()))
             tasks.append(asyncio.create_task(slot.run()))
-        live_min: int | None = None
+        live: list[int] = []
         while (now := time.monotonic()) < window[1]:
             if now >= window[0]:
-                live = sum(slot.live for slot in slots)
-                live_min = live if live_min is None else min(live_min, live)
+                live.append(sum(slot.live for slot in slots))
             await asyncio.sleep(min(0.5, max(window[1] - now, 0.0)))
-        m.live_calls_min = live_min or 0
+        m.live_calls_mean = sum(live) / len(live) if live else 0.0
         for slot in slots:
             slot.stop()
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
