@@ -157,7 +157,8 @@ def print_table(rows: Sequence[Row], *, header: bool = True) -> None:
     """The step table."""
     if header:
         print(
-            f"{'calls':>5} {'held':>4} {'ended':>5} {'srv ms/call-s':>13} {'srv core':>8} {'sims':>5} "
+            f"{'calls':>5} {'held':>4} {'ended':>5} {'srv ms/call-s':>13} {'srv core':>8} "
+            f"{'sims':>5} "
             f"{'callers':>7} {'RSS MiB':>7} {'thr':>4} {'added p99':>9} {'jitter p99':>10} "
             f"{'turn p50/p99 ms':>15} {'turns':>5} {'drop':>4} {'late':>4} {'gen p99':>7}  "
             "verdict",
@@ -166,7 +167,8 @@ def print_table(rows: Sequence[Row], *, header: bool = True) -> None:
     for r in rows:
         verdict = "ok" if not r.breaks else "BREAK: " + "; ".join(r.breaks)
         print(
-            f"{r.calls:>5} {r.held:>4.0f} {r.ended_by_server:>5} {r.server_ms_per_call_s:>13.2f} {r.server_core:>8.0%} "
+            f"{r.calls:>5} {r.held:>4.0f} {r.ended_by_server:>5} "
+            f"{r.server_ms_per_call_s:>13.2f} {r.server_core:>8.0%} "
             f"{r.deepgram_core + r.openai_core:>5.0%} {r.callers_core:>7.0%} "
             f"{r.rss_mib:>7.0f} {r.threads:>4} "
             f"{_fmt(r.added_p99_ms, '.1f'):>9} {_fmt(r.jitter_p99_ms):>10} "
