@@ -77,6 +77,12 @@ class StepResult:
         """Server CPU seconds spent inside the window."""
         return self.server_after.cpu_s - self.server_before.cpu_s
 
+    @property
+    def server_system_share(self) -> float:
+        """The kernel's share of the server's CPU inside the window (0..1)."""
+        system = self.server_after.system_s - self.server_before.system_s
+        return system / self.server_cpu_s if self.server_cpu_s > 0 else 0.0
+
     def counter_delta(self, name: str) -> float | None:
         """How much a server counter grew inside the window (None: not exposed)."""
         after = self.after.total(name)

@@ -26,6 +26,7 @@ __all__ = [
     "Scrape",
     "cpu_seconds",
     "delta_quantile",
+    "fit",
     "health",
     "slope",
     "wait_idle",
@@ -116,10 +117,15 @@ def wait_idle(http_url: str, timeout_s: float = 60.0) -> bool:
 
 @dataclass(frozen=True)
 class ProcessSample:
-    """One reading of a process (and nothing of its children)."""
+    """One reading of a process (and nothing of its children).
+
+    ``cpu_s`` is user plus system time; ``system_s`` the kernel's share of it (socket
+    writes and thread wake-ups show up there).
+    """
 
     at: float
     cpu_s: float
+    system_s: float
     rss_bytes: int
     threads: int
     open_files: int
@@ -133,6 +139,7 @@ class ProcessSample:
             return cls(
                 at=time.monotonic(),
                 cpu_s=cpu.user + cpu.system,
+                system_s=cpu.system,
                 rss_bytes=proc.memory_info().rss,
                 threads=proc.num_threads(),
                 open_files=proc.num_fds(),
@@ -151,8 +158,11 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
-def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Least-squares slope of ``ys`` over ``xs`` (None with fewer than two distinct xs)."""
+def fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares slope of ``ys`` over ``xs`` and its standard error.
+
+    None with fewer than two distinct xs; the error is infinite with only two points.
+    """
     n = len(xs)
     if n < 2:
         return None
@@ -160,4 +170,14 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    if n < 3:
+        return b, math.inf
+    residual = sum((y - my - b * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
+    return b, math.sqrt(residual / (n - 2) / sxx)
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Least-squares slope of ``ys`` over ``xs`` (None with fewer than two distinct xs)."""
+    fitted = fit(xs, ys)
+    return None if fitted is None else fitted[0]

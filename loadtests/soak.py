@@ -8,11 +8,13 @@ after the bot's previous answer finished playing.
 
 Every ``--sample-s`` seconds the server process's RSS, thread count and open file
 descriptors (sockets included) are read. After the run it prints the least-squares
-slope of each per hour over the samples after ``--warmup-s``, the growth the fit
-predicts over that span, and whether that is flat: RSS growth under
-max(2 % of the mean, 4 MiB), threads under 1, open files under 2 (the counts move with
-the calls live at each sample, which the fit averages out). Also printed: calls placed
-and failed, turn latency and the server-added latency p99 over the run.
+slope of each per hour, with its standard error, over the samples after the warm-up
+(allocator arenas and caches fill early), and a verdict per quantity: ``flat`` when the
+slope is within `LIMITS` (RSS 8 MiB/h, threads 0.5/h, open files 1/h), ``growing`` when
+it exceeds them by more than two standard errors, else ``inconclusive`` (too short or
+too noisy a run: run longer). The counts move with the calls live at each sample; the
+fit averages that out. Also printed: calls placed and failed, turn latency, jitter and
+the server-added latency p99 over the run. Exit status 0 only when all are flat.
 
 Run: ``python loadtests/soak.py`` (30 min); ``--duration 5m`` for a short look.
 """
@@ -20,6 +22,7 @@ Run: ``python loadtests/soak.py`` (30 min); ``--duration 5m`` for a short look.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import shlex
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load_caller import hist_quantile
 from _load_steps import StepPlan, run_step, utterance_files
-from _server_probe import ProcessSample, delta_quantile, slope
+from _server_probe import ProcessSample, delta_quantile, fit
 from stack import LocalStack
 
 __all__ = ["Trend", "main", "trend"]
@@ -47,46 +50,56 @@ class Trend:
 
     Attributes:
         name: what it is.
+        unit: its unit.
         per_hour: least-squares slope, units per hour.
-        growth: what the fit predicts over the measured span.
+        error: the slope's standard error, units per hour.
+        limit: the slope (per hour) above which it counts as growing.
         first: mean of the first quarter of the samples.
         last: mean of the last quarter.
-        flat: growth within the tolerance.
+        verdict: ``flat`` (slope within the limit), ``growing`` (above it by more than
+            two standard errors) or ``inconclusive`` (the run is too short or too noisy
+            to tell: run longer).
     """
 
-    def __init__(self, name: str, unit: str, times_h: Sequence[float], values: Sequence[float],
-                 tolerance: float) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, unit: str, hours: Sequence[float], values: Sequence[float], limit: float
+    ) -> None:
         self.name = name
         self.unit = unit
-        fitted = slope(times_h, values)
-        self.per_hour = fitted or 0.0
-        self.growth = self.per_hour * (times_h[-1] - times_h[0]) if times_h else 0.0
+        fitted = fit(hours, values)
+        self.per_hour, self.error = fitted if fitted is not None else (0.0, math.inf)
         quarter = max(len(values) // 4, 1)
         self.first = sum(values[:quarter]) / quarter
         self.last = sum(values[-quarter:]) / quarter
-        self.tolerance = tolerance
-        self.flat = abs(self.growth) < tolerance
+        self.limit = limit
+        if abs(self.per_hour) <= limit:
+            self.verdict = "flat"
+        elif abs(self.per_hour) - 2 * self.error > limit:
+            self.verdict = "growing" if self.per_hour > 0 else "falling"
+        else:
+            self.verdict = "inconclusive"
 
     def line(self) -> str:
         """One printed line."""
-        verdict = "flat" if self.flat else "NOT FLAT"
         return (
-            f"  {self.name:<11} slope {self.per_hour:+9.2f} {self.unit}/h, fitted growth "
-            f"{self.growth:+8.2f} {self.unit} over the run (tolerance {self.tolerance:.1f}); "
-            f"first quarter {self.first:.1f}, last quarter {self.last:.1f}: {verdict}"
+            f"  {self.name:<10} {self.per_hour:+8.2f} ± {self.error:.2f} {self.unit}/h "
+            f"(limit {self.limit:g}); first quarter {self.first:.1f}, last quarter "
+            f"{self.last:.1f}: {self.verdict}"
         )
+
+
+LIMITS = {"RSS": 8.0, "threads": 0.5, "open files": 1.0}
+"""Slopes per hour above which a quantity counts as growing (8 MiB/h is ~190 MiB a day)."""
 
 
 def trend(samples: Sequence[ProcessSample], since: float) -> list[Trend]:
     """Trends of RSS (MiB), threads and open files over the samples taken after ``since``."""
     kept = [s for s in samples if s.at >= since] or list(samples)
     hours = [(s.at - kept[0].at) / 3600 for s in kept]
-    rss = [s.rss_bytes / _MiB for s in kept]
-    mean_rss = sum(rss) / len(rss)
     return [
-        Trend("RSS", "MiB", hours, rss, max(0.02 * mean_rss, 4.0)),
-        Trend("threads", "", hours, [float(s.threads) for s in kept], 1.0),
-        Trend("open files", "", hours, [float(s.open_files) for s in kept], 2.0),
+        Trend("RSS", "MiB", hours, [s.rss_bytes / _MiB for s in kept], LIMITS["RSS"]),
+        Trend("threads", "", hours, [float(s.threads) for s in kept], LIMITS["threads"]),
+        Trend("open files", "", hours, [float(s.open_files) for s in kept], LIMITS["open files"]),
     ]
 
 
@@ -110,7 +123,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sample-s", type=float, default=5.0, help="sampling period")
     parser.add_argument(
-        "--warmup-s", type=float, default=60.0, help="samples left out of the trend"
+        "--warmup-s",
+        type=float,
+        help="samples left out of the trend (default: a fifth of the run, at least 60 s)",
     )
     parser.add_argument("--stt-first-result-ms", type=float, default=0.0, metavar="MS")
     parser.add_argument("--llm-first-token-ms", type=float, default=0.0, metavar="MS")
@@ -181,13 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"jitter p99 {hist_quantile(m.jitter_hist, 0.99)} ms")  # fmt: skip
     print(f"server CPU {1000 * result.server_cpu_s / (args.calls * result.window_s):.2f} ms "
           f"per call-second; {len(samples)} samples")  # fmt: skip
-    trends = trend(samples, started + args.warmup_s)
-    print(f"trends after the first {args.warmup_s:g} s:")
+    warmup_s = args.warmup_s if args.warmup_s is not None else max(60.0, args.duration / 5)
+    trends = trend(samples, started + warmup_s)
+    print(f"trends (least squares) after the first {warmup_s:g} s:")
     for item in trends:
         print(item.line())
-    flat = all(item.flat for item in trends)
-    print("verdict: " + ("flat" if flat else "NOT flat"))
-    return 0 if flat else 1
+    verdicts = {item.verdict for item in trends}
+    overall = "flat" if verdicts == {"flat"} else ("growing" if "growing" in verdicts
+                                                  else "inconclusive")  # fmt: skip
+    print(f"verdict: {overall}")
+    return 0 if overall == "flat" else 1
 
 
 if __name__ == "__main__":
