@@ -13,6 +13,10 @@ WebSocket upgrade with a plain HTTP 401/503 before accepting it (exactly what th
 sees from Deepgram), it closes with any code and reason, and one server means one port,
 one authentication check and one set of fault knobs for both APIs.
 
+For load tests, ``--scripted-transcripts`` (`ScriptedSpeech`) replaces recognition with
+energy endpointing and sentences from a list, same protocol, a tiny fraction of the CPU;
+``--cache-speech`` synthesizes each distinct ``/v1/speak`` text once.
+
 Fault knobs (`SimFaults`, also ``realtime-voice simulate deepgram`` flags) may be
 changed while it runs. `SimStats` counts what happened; `DeepgramSimulator.wait_for`
 waits for a condition on them (tests wait on events, never on time).
