@@ -23,10 +23,14 @@ from _load_caller import Measurements, Protocol
 from _server_probe import ProcessSample, Scrape, cpu_seconds, wait_idle
 from stack import LocalStack
 
-__all__ = ["StepPlan", "StepResult", "run_step", "utterance_files"]
+__all__ = ["CALLER_LINES", "StepPlan", "StepResult", "run_step", "utterance_files"]
 
 _WORKER = Path(__file__).resolve().parent / "_load_worker.py"
 _AUDIO_DIR = Path(__file__).resolve().parent / "audio"
+
+CALLER_LINES = ("what_time_open", "book_table", "parking")
+"""The utterances the benchmark callers say in turn (none asks for a manager or says
+goodbye, so calls go on)."""
 
 
 @dataclass(frozen=True)

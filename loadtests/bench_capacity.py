@@ -44,14 +44,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load_caller import hist_quantile
-from _load_steps import StepPlan, StepResult, run_step, utterance_files
+from _load_steps import CALLER_LINES, StepPlan, StepResult, run_step, utterance_files
 from _server_probe import delta_quantile, slope
-from stack import LocalStack
+from stack import LocalStack, add_stack_arguments, stack_options
 
 __all__ = ["main"]
 
-UTTERANCES = ("what_time_open", "book_table", "parking")
-"""Caller lines (none asks for a manager or says goodbye, so calls go on)."""
 DEFAULT_STEPS = (10, 20, 40, 60, 80, 120, 160, 200, 250, 300)
 _SERVER_ADDED = "voice_server_added_latency_seconds"
 _MiB = 1024 * 1024
@@ -219,14 +217,11 @@ def summarize(protocol: str, rows: Sequence[Row]) -> None:
 
 def run_protocol(protocol: str, args: argparse.Namespace, out: Path) -> list[Row]:
     """Ramp one protocol on a fresh stack; the rows measured."""
-    utterances = utterance_files(UTTERANCES)
+    utterances = utterance_files(CALLER_LINES)
     rows: list[Row] = []
     with LocalStack(
         out / protocol,
-        stt_first_result_ms=args.stt_first_result_ms,
-        llm_first_token_ms=args.llm_first_token_ms,
-        tts_first_byte_ms=args.tts_first_byte_ms,
-        engines=args.engines,
+        **stack_options(args),
         max_calls=max(args.steps) + 50,
     ) as stack:
         print(
@@ -275,10 +270,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-s", type=float, default=8.0, help="unreported warm-up step")
     parser.add_argument("--ramp-rate", type=float, default=25.0, help="calls started per second")
     parser.add_argument("--callers-per-process", type=int, default=100)
-    parser.add_argument("--stt-first-result-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--llm-first-token-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--tts-first-byte-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--engines", choices=("simulated", "offline"), default="simulated")
+    add_stack_arguments(parser)
     parser.add_argument("--max-added-ms", type=float, default=50.0, help="service level")
     parser.add_argument("--max-jitter-ms", type=float, default=20.0, help="service level")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at a break")

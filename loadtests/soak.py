@@ -35,13 +35,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load_caller import hist_quantile
-from _load_steps import StepPlan, run_step, utterance_files
+from _load_steps import CALLER_LINES, StepPlan, run_step, utterance_files
 from _server_probe import ProcessSample, delta_quantile, fit
-from stack import LocalStack
+from stack import LocalStack, add_stack_arguments, stack_options
 
 __all__ = ["Trend", "main", "trend"]
 
-UTTERANCES = ("what_time_open", "book_table", "parking")
 _MiB = 1024 * 1024
 
 
@@ -127,10 +126,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         help="samples left out of the trend (default: a fifth of the run, at least 60 s)",
     )
-    parser.add_argument("--stt-first-result-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--llm-first-token-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--tts-first-byte-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--engines", choices=("simulated", "offline"), default="simulated")
+    add_stack_arguments(parser)
     parser.add_argument("--out", type=Path, help="logs and database (default: a temp dir)")
     return parser.parse_args(argv)
 
@@ -149,10 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples: list[ProcessSample] = []
     with LocalStack(
         out,
-        stt_first_result_ms=args.stt_first_result_ms,
-        llm_first_token_ms=args.llm_first_token_ms,
-        tts_first_byte_ms=args.tts_first_byte_ms,
-        engines=args.engines,
+        **stack_options(args),
         max_calls=args.calls * 2 + 50,
     ) as stack:
         started = time.monotonic()
@@ -178,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ramp_rate=max(args.calls / args.call_length_s, 1.0),
             settle_s=2.0,
             callers_per_process=100,
-            utterances=utterance_files(UTTERANCES),
+            utterances=utterance_files(CALLER_LINES),
             call_length_s=args.call_length_s,
         )
         result = run_step(stack, plan, on_tick=sample, tick_s=args.sample_s)

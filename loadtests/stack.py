@@ -42,7 +42,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 __all__ = [
     "DEEPGRAM_KEY",
@@ -50,9 +50,11 @@ __all__ = [
     "OPENAI_KEY",
     "LocalStack",
     "StackError",
+    "add_stack_arguments",
     "cli_command",
     "free_ports",
     "main",
+    "stack_options",
 ]
 
 HEALTH_PATH = "/api/voice/realtime/health"
@@ -384,14 +386,53 @@ class LocalStack:
 # ---------------------------------------------------------------------- command line
 
 
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engines`` and the simulators' delays, for every script that starts a stack."""
+    group = parser.add_argument_group("stack")
+    group.add_argument(
+        "--engines",
+        choices=("simulated", "offline"),
+        default="simulated",
+        help="simulated: Deepgram and OpenAI simulators (default); offline: embedded engines",
+    )
+    group.add_argument(
+        "--stt-first-result-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the Deepgram simulator holds every /v1/listen message back MS (default 0)",
+    )
+    group.add_argument(
+        "--llm-first-token-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the OpenAI simulator waits MS before each reply's first token (default 0)",
+    )
+    group.add_argument(
+        "--tts-first-byte-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the Deepgram simulator waits MS before each /v1/speak answer (default 0)",
+    )
+
+
+def stack_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`LocalStack` keyword arguments from the flags of `add_stack_arguments`."""
+    return {
+        "engines": args.engines,
+        "stt_first_result_ms": args.stt_first_result_ms,
+        "llm_first_token_ms": args.llm_first_token_ms,
+        "tts_first_byte_ms": args.tts_first_byte_ms,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python loadtests/stack.py --out DIR``: start the stack, print its URLs, wait for ^C."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, required=True, help="output directory (logs, DB)")
-    parser.add_argument("--engines", choices=("simulated", "offline"), default="simulated")
-    parser.add_argument("--stt-first-result-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--llm-first-token-ms", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--tts-first-byte-ms", type=float, default=0.0, metavar="MS")
+    add_stack_arguments(parser)
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument(
         "--recognise",
@@ -401,12 +442,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = LocalStack(
         args.out,
-        stt_first_result_ms=args.stt_first_result_ms,
-        llm_first_token_ms=args.llm_first_token_ms,
-        tts_first_byte_ms=args.tts_first_byte_ms,
-        engines=args.engines,
         max_calls=args.max_calls,
         scripted_stt=False if args.recognise else None,
+        **stack_options(args),
     )
     stop = False
 
