@@ -353,6 +353,9 @@ class SocketWorker:
                     conn.send_keep_alive()
                     self._metrics.keepalives_sent += 1
                     last_audio = time.monotonic()
+                    # Audio stopped (hold, mute, a caller gone): Deepgram may keep a
+                    # half-heard word until more audio comes, so its silence is no stall.
+                    unanswered_since = None
                 continue
             first = batch[0]
             if first is Control.FINALIZE:

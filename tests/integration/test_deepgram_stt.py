@@ -320,6 +320,16 @@ async def test_a_service_that_answers_nothing_fails_the_stream_after_max_stalls(
     assert stt.metrics.stalls == 2
 
 
+async def test_audio_that_stops_unanswered_is_not_taken_for_a_stall() -> None:
+    async with simulator() as sim:
+        stt = bridge(sim, stall_timeout_s=0.3, keepalive_s=0.1, reconnect=FAST)
+        await stt.start()
+        await feed(stt, silence(0.2))  # too short for the simulator to answer anything
+        await sim.wait_for(lambda s: s.keepalives >= 10)  # three stall timeouts of quiet
+        await stt.stop()
+    assert stt.metrics.stalls == 0 and sim.stats.listen_connections == 1
+
+
 async def test_keepalive_holds_a_quiet_stream_open() -> None:
     async with simulator(SimFaults(idle_timeout_s=0.5)) as sim:
         stt = bridge(sim, keepalive_s=0.1)
