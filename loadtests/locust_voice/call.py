@@ -53,6 +53,9 @@ FRAME_S = 0.02
 _SILENCE = b"\xff" * FRAME_BYTES  # mu-law 0xFF decodes to 0
 _QUIET_WITHOUT_MARK_S = 1.0
 """A reply not closed by a mark counts as finished after this much silence."""
+_UNDERRUN_S = 0.6
+"""A gap in the bot's audio shorter than this, with no mark before it, is the same
+utterance running late (network or scheduling jitter), not a new one."""
 _LATE_S = 0.1
 """A pacer this far behind its schedule means the load generator stalled."""
 
@@ -216,7 +219,7 @@ class MediaCall:
             gevent.sleep(step.pause_s)
         else:
             gevent.sleep(max(0.0, reply_start + step.barge_in_after_s - time.perf_counter()))
-            barging = self._playback.playing(time.perf_counter())
+            barging = self._bot_talking(time.perf_counter())
             if not barging:
                 # A short reply: nothing to talk over. Not the server's fault, so not a
                 # failure; the line is said anyway and its answer measured.
@@ -374,6 +377,13 @@ class MediaCall:
                 return at
         return None
 
+    def _bot_talking(self, now: float) -> bool:
+        """The bot's utterance is playing, or only briefly starved (no end mark yet)."""
+        playback = self._playback
+        if playback.playing(now):
+            return True
+        return not self._last_enqueued_mark and now - playback.play_end < _UNDERRUN_S
+
     def _bot_done(self, since: float) -> bool:
         """The bot replied after ``since`` and its reply has finished playing."""
         now = time.perf_counter()
@@ -454,9 +464,14 @@ class MediaCall:
     def _handle(self, message: ServerMessage, now: float) -> None:
         playback = self._playback
         if isinstance(message, BotAudio):
-            # A reply starts on a frame that finds the line idle, or the first after a
-            # clear: the caller's latency clock stops there.
-            if self._cleared_since_audio or not playback.playing(now):
+            # A reply starts on the first frame after a clear, after the previous
+            # utterance's end mark, or after a real silence (a short underrun inside an
+            # utterance is jitter): the caller's latency clock stops there.
+            if (
+                self._cleared_since_audio
+                or self._last_enqueued_mark
+                or now - playback.play_end >= _UNDERRUN_S
+            ):
                 self._reply_starts.append(now)
                 self._note("bot audio starts", now)
             self._cleared_since_audio = False
