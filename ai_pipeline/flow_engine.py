@@ -203,7 +203,7 @@ class FlowEngine:
         """
         turn = _Turn(self, state, now)
         if state.ended:
-            return turn.finish()
+            return self._repeat_ending(turn)
         state.turns += 1
         state.angry_turns = state.angry_turns + 1 if analysis.tone.tone is Tone.ANGRY else 0
         reason = self._escalation_reason(state, analysis)
@@ -290,7 +290,7 @@ class FlowEngine:
         """
         turn = _Turn(self, state, now)
         if state.ended:
-            return turn.finish()
+            return self._repeat_ending(turn)
         stage = self.flow.stages[state.stage]
         if stage.answer_from_documents and analysis is not None and not llm_failed:
             answer = answer_from_documents(state.params.get("documents", ""), analysis.text)
@@ -348,8 +348,7 @@ class FlowEngine:
     def hang_up(self, state: FlowState, reason: str, now: dt.datetime) -> Step:
         """End the call without more words (the LLM's ``end_call``, after its goodbye)."""
         turn = _Turn(self, state, now)
-        state.ended = True
-        turn.action = HangupAction(reason)
+        self._end(turn, HangupAction(reason))
         turn.event(f"end {reason}")
         return turn.finish()
 
@@ -357,11 +356,10 @@ class FlowEngine:
         """The caller went quiet: re-prompt, or (``final``) say goodbye and hang up."""
         turn = _Turn(self, state, now)
         if state.ended:
-            return turn.finish()
+            return self._repeat_ending(turn)
         if final:
             turn.say(self.flow.templates["silence_goodbye"], "templates.silence_goodbye")
-            state.ended = True
-            turn.action = HangupAction("silence")
+            self._end(turn, HangupAction("silence"))
             return turn.finish()
         turn.say(self.flow.templates["silence"], "templates.silence")
         self._resume(turn)
@@ -385,9 +383,8 @@ class FlowEngine:
         state.escalated = True
         state.escalation_reason = reason
         state.outcome = "escalated"
-        state.ended = True
         turn.say(self.flow.escalation.line(reason), f"escalation.{reason}")
-        turn.action = TransferAction(self.transfer)
+        self._end(turn, TransferAction(self.transfer))
         turn.event(f"escalate {reason}")
         return turn.finish()
 
@@ -524,9 +521,23 @@ class FlowEngine:
             self._hang_up(turn, "completed")
 
     def _hang_up(self, turn: _Turn, reason: str) -> None:
-        turn.state.ended = True
-        turn.action = HangupAction(reason)
+        self._end(turn, HangupAction(reason))
         turn.event(f"end {reason}")
+
+    @staticmethod
+    def _end(turn: _Turn, action: TransferAction | HangupAction) -> None:
+        turn.state.ended = True
+        turn.state.final_action = action
+        turn.action = action
+
+    @staticmethod
+    def _repeat_ending(turn: _Turn) -> Step:
+        # The flow is over but the caller is still there: the goodbye or transfer line was
+        # cut (barge-in) before the action ran. Carry the action out now, without words.
+        turn.action = turn.state.final_action
+        if turn.action is not None:
+            turn.event("ending repeated")
+        return turn.finish()
 
     def _enter(self, turn: _Turn, name: str, *, prompt: bool, heard: Heard | None) -> None:
         state = turn.state

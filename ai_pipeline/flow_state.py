@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ai_pipeline.responder import ResponseItem, SayText
+from ai_pipeline.responder import HangupAction, ResponseItem, SayText, TransferAction
 from ai_pipeline.slot_values import SlotValue
 
 __all__ = ["FlowState", "Step"]
@@ -31,6 +31,9 @@ class FlowState:
         escalated: the call was handed to a person.
         escalation_reason: why (``human``, ``angry``, ``misunderstood``, ...).
         ended: the flow finished (hang-up or transfer said).
+        final_action: the transfer or hang-up the flow ended with; repeated for any later
+            turn, so a caller who talks over the goodbye is still transferred or hung up
+            rather than left on a silent line.
         objections: objections raised, in order.
         actions: actions completed, in order.
         stages: the stages visited, in order (starting with the first).
@@ -54,6 +57,7 @@ class FlowState:
     escalated: bool = False
     escalation_reason: str | None = None
     ended: bool = False
+    final_action: TransferAction | HangupAction | None = None
     objections: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)

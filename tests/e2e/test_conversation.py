@@ -88,6 +88,21 @@ async def test_manager_request_is_transferred_after_the_handoff_line(
     assert report.close_code == 1000
 
 
+async def test_talking_over_the_transfer_line_still_transfers(server: VoiceServer) -> None:
+    # The handoff line is cut by barge-in before the transfer runs: the caller must not be
+    # left on a silent line; the transfer goes ahead on their next turn.
+    report = await place(
+        server,
+        [
+            CallerLine("Can I speak to a manager please?"),
+            CallerLine("Wait, what time do you open?", barge_in_after_s=0.8),
+        ],
+    )
+    assert report.clears, "no clear frame: the handoff line was not interrupted"
+    assert report.transfer == {"phoneNumber": "+15555550100"}
+    assert report.close_code == 1000
+
+
 async def test_caller_talking_over_the_bot_interrupts_it(server: VoiceServer) -> None:
     report = await place(
         server,

@@ -128,6 +128,26 @@ async def test_manager_on_request_and_repeat(bot: FlowResponder) -> None:
     ]
 
 
+async def test_a_caller_who_talks_over_the_transfer_line_is_still_transferred(
+    bot: FlowResponder,
+) -> None:
+    # Barge-in cut "let me transfer you" before the transfer ran; the flow is over, so
+    # the next turn (or silence) must carry the transfer out, not leave a dead line.
+    call = Call.start(bot)
+    await call.say("can I speak to a manager")
+    reply = await call.say("wait, what time do you open?")
+    assert reply.items == [TransferAction(MANAGER)]
+    assert bot.silence(call.ctx) == [TransferAction(MANAGER)]
+
+
+async def test_a_caller_who_talks_over_the_goodbye_is_hung_up(bot: FlowResponder) -> None:
+    call = Call.start(bot)
+    goodbye = bot.silence(call.ctx, final=True)
+    assert goodbye[-1] == HangupAction("silence")
+    reply = await call.say("hello? are you there?")
+    assert reply.items == [HangupAction("silence")]
+
+
 async def test_fixed_lines_are_cacheable_and_personal_ones_are_not(bot: FlowResponder) -> None:
     call = Call.start(bot)
     reply = await call.say("I'd like to make a reservation")
