@@ -2,8 +2,8 @@
 
 For each media protocol (RingCentral bridge, Twilio Media Streams) a fresh `LocalStack`
 (server, Deepgram and OpenAI simulators, each its own process; the Deepgram simulator in
-its scripted load mode) takes steps of concurrent calls (default 10, 20, 40, 60, 80, 120,
-160, 200, 250, 300). Callers run in separate load-generator processes; each says
+its scripted load mode) takes steps of concurrent calls (default 10, 20, 30, 40, 50, 60,
+80, 100, 120, 160, 200, 250, 300). Callers run in separate load-generator processes; each says
 prerecorded utterances (``loadtests/audio``) with silence between them and waits for the
 bot's answer to finish playing before speaking again. Each step ramps up, settles, holds
 for ``--hold-s`` while being measured, then hangs up. The ramp stops at the first step
@@ -50,7 +50,7 @@ from stack import LocalStack, add_stack_arguments, stack_options
 
 __all__ = ["main"]
 
-DEFAULT_STEPS = (10, 20, 40, 60, 80, 120, 160, 200, 250, 300)
+DEFAULT_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 250, 300)
 _SERVER_ADDED = "voice_server_added_latency_seconds"
 _MiB = 1024 * 1024
 
