@@ -11,7 +11,7 @@ descriptors (sockets included) are read. After the run it prints the least-squar
 slope of each per hour, with its standard error, over the samples after the warm-up (the
 first half of the run by default: allocator arenas and caches fill early, a curve that
 flattens, where a leak keeps growing with every call), and a verdict per quantity: ``flat`` when the
-slope is within `LIMITS` (RSS 8 MiB/h, threads 0.5/h, open files 1/h), ``growing`` when
+slope is at most `LIMITS` (RSS 8 MiB/h, threads 0.5/h, open files 1/h), ``growing`` when
 it exceeds them by more than two standard errors, else ``inconclusive`` (too short or
 too noisy a run: run longer). The counts move with the calls live at each sample; the
 fit averages that out. Also printed: calls placed and failed, turn latency, jitter and
@@ -56,9 +56,9 @@ class Trend:
         limit: the slope (per hour) above which it counts as growing.
         first: mean of the first quarter of the samples.
         last: mean of the last quarter.
-        verdict: ``flat`` (slope within the limit), ``growing`` (above it by more than
-            two standard errors) or ``inconclusive`` (the run is too short or too noisy
-            to tell: run longer).
+        verdict: ``flat`` (slope at most the limit: a falling count is no leak),
+            ``growing`` (above it by more than two standard errors) or ``inconclusive``
+            (the run is too short or too noisy to tell: run longer).
     """
 
     def __init__(
@@ -72,10 +72,10 @@ class Trend:
         self.first = sum(values[:quarter]) / quarter
         self.last = sum(values[-quarter:]) / quarter
         self.limit = limit
-        if abs(self.per_hour) <= limit:
+        if self.per_hour <= limit:
             self.verdict = "flat"
-        elif abs(self.per_hour) - 2 * self.error > limit:
-            self.verdict = "growing" if self.per_hour > 0 else "falling"
+        elif self.per_hour - 2 * self.error > limit:
+            self.verdict = "growing"
         else:
             self.verdict = "inconclusive"
 

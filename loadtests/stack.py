@@ -386,6 +386,13 @@ class LocalStack:
 # ---------------------------------------------------------------------- command line
 
 
+def _name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engines`` and the simulators' delays, for every script that starts a stack."""
     group = parser.add_argument_group("stack")
@@ -416,6 +423,14 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="the Deepgram simulator waits MS before each /v1/speak answer (default 0)",
     )
+    group.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help="an extra variable for the server (repeatable), e.g. VOICE_LOG_LEVEL=info",
+    )
 
 
 def stack_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -425,6 +440,7 @@ def stack_options(args: argparse.Namespace) -> dict[str, Any]:
         "stt_first_result_ms": args.stt_first_result_ms,
         "llm_first_token_ms": args.llm_first_token_ms,
         "tts_first_byte_ms": args.tts_first_byte_ms,
+        "server_env": dict(args.server_env),
     }
 
 
