@@ -365,12 +365,15 @@ class MediaServer:
                 await session.handle(event)
             await self._receive_loop(ws, protocol, session)
         finally:
-            if not session.is_ended:
-                reason = "caller_disconnected"
-                if ws.close_code not in (None, CLOSE_NORMAL, 1001):
-                    reason = f"connection_lost_{ws.close_code}"
-                await session.end(reason)
-            self.manager.release(session)
+            try:
+                if not session.is_ended:
+                    reason = "caller_disconnected"
+                    if ws.close_code not in (None, CLOSE_NORMAL, 1001):
+                        reason = f"connection_lost_{ws.close_code}"
+                    await session.end(reason)
+            finally:
+                # Whatever ending the session ran into, its slot must come back.
+                self.manager.release(session)
 
     async def _receive_loop(
         self, ws: ServerConnection, protocol: MediaProtocol, session: CallSession

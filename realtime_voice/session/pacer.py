@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -170,8 +169,14 @@ class OutboundPacer:
         self._wakeup.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:
+                # A send failed first (the gateway vanished mid-audio): closing is all
+                # that is left to do, and it must not fail the call's ending.
+                log.debug("pacer stopped by a failed send: %r", exc)
             self._task = None
 
     # -- internals ------------------------------------------------------------------

@@ -113,6 +113,7 @@ class _Utterance:
     start_frame: int  # pacer frame index (sent + queued) where this utterance begins
     sentences: list[tuple[str, int]] = field(default_factory=list)  # (text, frames)
     audio_started: bool = False
+    recorded: bool = False  # in the call record already (played out or cut by barge-in)
     first_item_at: float | None = None  # when the responder produced its first line
     tts_wait_s: float | None = None  # synthesis request → first audio, first sentence
 
@@ -361,6 +362,13 @@ class CallSession:
             if task is not current:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        utterance = self._speaking
+        if utterance is not None and utterance.audio_started and not utterance.recorded:
+            # The call ended while the bot was talking (the caller hung up or vanished):
+            # the record keeps what the caller heard of it, as after a barge-in.
+            played = self._pacer.stats.frames_sent - utterance.start_frame - _LEAD_FRAMES
+            utterance.recorded = True
+            self.journal.turn("bot", utterance.heard_text(max(0, played)), interrupted=True)
         for waiter in self._mark_waiters.values():
             if not waiter.done():
                 waiter.cancel()
@@ -812,6 +820,7 @@ class CallSession:
 
     def _record_bot(self, utterance: _Utterance) -> None:
         """The utterance played to its end: it goes into the history and the record."""
+        utterance.recorded = True
         self.context.history.append(HistoryEntry("bot", utterance.text))
         self.journal.turn("bot", utterance.text)
 

@@ -321,6 +321,10 @@ async def test_caller_vanishing_mid_reply_ends_the_call_and_cancels_tts_and_llm(
     assert [r.outcome for r in rig.llm.requests] == ["client_disconnected"]
     assert (call.state, call.end_reason) == ("ended", "connection_lost_1006")
     assert call.outcome and call.ended_at is not None
+    # The record keeps what the caller heard before the line dropped, marked interrupted.
+    last = max(call.turns, key=lambda t: t.seq)
+    assert last.speaker == "bot" and last.interrupted
+    assert first.startswith(last.text), last.text
 
 
 async def test_caller_hanging_up_mid_sentence_ends_the_call(make_rig: MakeRig) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from websockets.exceptions import ConnectionClosedError
+
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.session.pacer import OutboundPacer
@@ -102,3 +104,19 @@ async def test_close_is_idempotent_and_stops_task() -> None:
     count = len(rec.sent)
     await asyncio.sleep(0.1)
     assert len(rec.sent) == count
+
+
+async def test_close_after_the_gateway_vanished_mid_audio_does_not_raise() -> None:
+    failed = asyncio.Event()
+
+    async def send(message: str | bytes) -> None:
+        failed.set()
+        raise ConnectionClosedError(None, None)  # what a dropped connection's send raises
+
+    loop = asyncio.get_running_loop()
+    pacer = OutboundPacer(send, RingCentralBridgeProtocol(), AudioFormat(), clock=loop.time)
+    pacer.start()
+    await pacer.put_audio(b"\x30" * 160 * 3)
+    await failed.wait()  # the pacer's task died on its first send
+    await pacer.close()  # ending the call goes on: no exception
+    assert pacer.stats.frames_sent == 0
