@@ -68,6 +68,7 @@ class CallOutcome:
         outcome: ``qualified`` / ``follow_up`` / ``not_interested`` (real estate),
             ``booked`` / ``escalated`` / ``info`` (the others), or the flow's own;
             the flow's default when the call ended without one.
+        decided: the flow reached ``outcome`` itself (False: it is the flow's default).
         stage: the last stage.
         stages: the stages visited, in order.
         slots: the values collected (JSON-ready).
@@ -95,6 +96,7 @@ class CallOutcome:
     turns: int
     misunderstandings: int
     customer_id: str | None
+    decided: bool = False
 
 
 def outcome_of(ctx: ConversationContext) -> CallOutcome | None:
@@ -116,6 +118,7 @@ def outcome_of(ctx: ConversationContext) -> CallOutcome | None:
         turns=state.turns,
         misunderstandings=state.total_misunderstandings,
         customer_id=state.customer_id,
+        decided=state.outcome is not None,
     )
 
 

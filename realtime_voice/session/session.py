@@ -197,6 +197,7 @@ class CallSession:
         self._prices = Prices.from_settings(settings)
         self._tts_billed = engines.tts_name in BILLED_PROVIDERS
         self._stt_billed = False
+        self._on_fallback_stt = False
         self._billed_stt_frames = 0
         self._last_voiced_at: float | None = None
         self._from_number = from_number
@@ -276,6 +277,7 @@ class CallSession:
             self._count_error("stt")
             stt = fallback()
             await stt.start()
+            self._on_fallback_stt = True
         else:
             self._stt_billed = self.engines.stt_name in BILLED_PROVIDERS
         self._stt = stt
@@ -307,10 +309,15 @@ class CallSession:
             self.state = CallState.FAILED if failed else CallState.ENDED
             self.ended_at = time.time()
             flow_outcome = outcome_of(self.context)
+            how_it_ended = default_outcome(self.state.value, reason)
             outcome = (
                 flow_outcome.outcome
-                if flow_outcome and flow_outcome.outcome
-                else default_outcome(self.state.value, reason)
+                if flow_outcome
+                and flow_outcome.outcome
+                # A failure or a shutdown says more than the flow's default outcome; what
+                # the flow reached itself (booked, escalated...) still stands.
+                and (flow_outcome.decided or how_it_ended in ("completed", "transferred"))
+                else how_it_ended
             )
             usage = self.meter.usage
             usage.call_seconds = max(0.0, self.ended_at - self.started_at)
@@ -539,25 +546,78 @@ class CallSession:
     # ------------------------------------------------------------------ recognition
 
     async def _stt_loop(self) -> None:
-        assert self._stt is not None
+        while True:
+            stt = self._stt
+            assert stt is not None
+            try:
+                async for event in stt.events():
+                    if isinstance(event, SpeechStarted):
+                        await self._on_speech_started()
+                    elif isinstance(event, TranscriptResult):
+                        await self._on_transcript(event)
+                    elif isinstance(event, UtteranceEnd) and self._turn_parts:
+                        self._end_of_turn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except SttError as exc:
+                self._count_error("stt")
+                if await self._switch_to_fallback_stt(stt, exc):
+                    continue
+                log.error("speech recognition failed: %s", exc)
+                await self._apologise_and_end("stt_failed")
+                return
+            except Exception:
+                self._count_error("stt")
+                log.exception("speech recognition loop crashed")
+                await self._apologise_and_end("stt_failed")
+                return
+
+    async def _switch_to_fallback_stt(self, failed: SpeechToText, exc: SttError) -> bool:
+        """The recogniser gave up mid-call (it stalled or its retries ran out): go on with
+        the offline one, as at start-up, and ask the caller to repeat what was lost.
+
+        Returns False when there is nothing to fall back to (the caller is told, and the
+        call ends) or the offline recogniser itself failed.
+        """
+        make = self.engines.make_fallback_stt
+        if make is None or self._on_fallback_stt:
+            return False
+        log.error(
+            "speech recognition %s failed mid-call (%s): switching to the offline recogniser",
+            self.engines.stt_name,
+            exc,
+        )
+        self.journal.event("error", {"code": "stt_fallback", "message": str(exc)[:200]})
+        with contextlib.suppress(Exception):
+            await failed.stop()
+        fallback = make()
         try:
-            async for event in self._stt.events():
-                if isinstance(event, SpeechStarted):
-                    await self._on_speech_started()
-                elif isinstance(event, TranscriptResult):
-                    await self._on_transcript(event)
-                elif isinstance(event, UtteranceEnd) and self._turn_parts:
-                    self._end_of_turn()
-        except asyncio.CancelledError:
-            raise
-        except SttError as exc:
-            self._count_error("stt")
-            log.error("speech recognition failed: %s", exc)
-            await self._apologise_and_end("stt_failed")
-        except Exception:
-            self._count_error("stt")
-            log.exception("speech recognition loop crashed")
-            await self._apologise_and_end("stt_failed")
+            await fallback.start()
+        except SttError as again:
+            log.error("the offline recogniser did not start either: %s", again)
+            return False
+        self._stt = fallback
+        self._stt_billed = False
+        self._on_fallback_stt = True
+        self._turn_parts.clear()
+        self._turn_confidence.clear()
+        task = self._speech_task
+        if task is None or task.done():
+            # What the caller said while the recogniser was failing is lost: say so.
+            line = "Sorry, I missed that. Could you say it again?"
+            self._speech_task = asyncio.get_running_loop().create_task(
+                self._speak_items(
+                    _single(SayText(line, cacheable=True)),
+                    f"response_{self._next_utterance()}_done",
+                ),
+                name="stt-fallback-prompt",
+            )
+        return True
+
+    def _next_utterance(self) -> int:
+        self._utterance_count += 1
+        return self._utterance_count
 
     async def _on_transcript(self, result: TranscriptResult) -> None:
         text = result.text.strip()

@@ -96,7 +96,7 @@ async def test_sigterm_mid_calls_says_goodbye_hangs_up_saves_and_exits_0(
     for call in calls.values():
         assert call is not None
         assert (call.state, call.end_reason) == ("ended", "server_shutdown")
-        assert call.outcome and call.ended_at is not None
+        assert call.outcome == "interrupted" and call.ended_at is not None
         assert turns(call)[0] == ("bot", GREETING, False)
         assert turns(call)[-1] == ("bot", GOODBYE, False)
     talked = calls["call-term-talking"]
