@@ -44,6 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
+from realtime_voice.testing.processes import cli_command, free_ports
+
 __all__ = [
     "DEEPGRAM_KEY",
     "HEALTH_PATH",
@@ -73,35 +75,6 @@ _SERVER_NAMES = frozenset({"STT_PROVIDER", "TTS_PROVIDER", "LLM_PROVIDER", "DATA
 
 class StackError(RuntimeError):
     """A child exited or did not get ready in time; the message names it and its log."""
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the kernel reports free on the loopback.
-
-    The sockets are held together so no port is handed out twice; a child binding later
-    can still (rarely) race another process, the accepted cost of fixed ports.
-    """
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def cli_command(*args: str) -> list[str]:
-    """The command line of ``realtime-voice ARGS`` for the running interpreter.
-
-    The console script beside the interpreter is what users run; without it (a checkout
-    that is not installed) the CLI's ``main`` is called the way the script does.
-    """
-    script = Path(sys.executable).with_name("realtime-voice")
-    if script.is_file():
-        return [str(script), *args]
-    launcher = "import sys; from realtime_voice.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", launcher, *args]
 
 
 def _clean_environment() -> dict[str, str]:

@@ -12,9 +12,7 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from typing import Any
 import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+
+from realtime_voice.testing.processes import cli_command, free_ports
 
 __all__ = [
     "HEALTH_PATH",
@@ -51,38 +51,9 @@ _SERVER_PREFIXES = ("VOICE_", "DEEPGRAM_", "OPENAI_", "RC_")
 _SERVER_NAMES = frozenset({"STT_PROVIDER", "TTS_PROVIDER", "LLM_PROVIDER", "DATABASE_URL"})
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel reports free on the loopback, all distinct.
-
-    The sockets are held open together so the kernel cannot hand the same port out twice;
-    they are closed before returning, so a later bind by the child can still (rarely) race
-    another process, which is the accepted cost of not letting the server bind port 0.
-    """
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def serve_command() -> list[str]:
-    """The command line of ``realtime-voice serve`` for the interpreter running the tests.
-
-    The console script next to the interpreter is what users run; without it (a
-    non-installed checkout) the CLI's ``main`` is called the same way the script does.
-    """
-    script = Path(sys.executable).with_name("realtime-voice")
-    if script.is_file():
-        return [str(script), "serve"]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from realtime_voice.cli import main; sys.exit(main())",
-        "serve",
-    ]
+    """The command line of ``realtime-voice serve`` for the interpreter running the tests."""
+    return cli_command("serve")
 
 
 def serve_env(http_port: int, media_port: int, **settings: str) -> dict[str, str]:
