@@ -14,7 +14,14 @@ import numpy.typing as npt
 
 from realtime_voice.providers.base import PCM16
 
-__all__ = ["alaw_to_pcm16", "pcm16_to_alaw", "pcm16_to_ulaw", "ulaw_to_pcm16"]
+__all__ = [
+    "alaw_energy",
+    "alaw_to_pcm16",
+    "pcm16_to_alaw",
+    "pcm16_to_ulaw",
+    "ulaw_energy",
+    "ulaw_to_pcm16",
+]
 
 _I32 = npt.NDArray[np.int32]
 
@@ -78,6 +85,10 @@ _ULAW_DECODE = _ulaw_decode_table()
 _ALAW_DECODE = _alaw_decode_table()
 _ULAW_ENCODE = _ulaw_encode_table()
 _ALAW_ENCODE = _alaw_encode_table()
+# Squared decoded value per code: the level of G.711 audio without decoding it (exact in
+# float64: every square is below 2**30 and a frame sums well under 2**53 of them).
+_ULAW_ENERGY = np.square(_ULAW_DECODE.astype(np.float64))
+_ALAW_ENERGY = np.square(_ALAW_DECODE.astype(np.float64))
 
 
 def _codes(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8]:
@@ -143,3 +154,27 @@ def pcm16_to_alaw(pcm: PCM16) -> bytes:
         TypeError: ``pcm`` is not int16.
     """
     return _ALAW_ENCODE.take(_pattern(pcm)).tobytes()
+
+
+def ulaw_energy(data: bytes | bytearray | memoryview) -> float:
+    """Sum of the squared samples the mu-law bytes decode to (no array of samples made).
+
+    Args:
+        data: one mu-law code per byte.
+
+    Returns:
+        ``sum(ulaw_to_pcm16(data) ** 2)``, exactly.
+    """
+    return float(_ULAW_ENERGY.take(_codes(data)).sum())
+
+
+def alaw_energy(data: bytes | bytearray | memoryview) -> float:
+    """Sum of the squared samples the A-law bytes decode to (no array of samples made).
+
+    Args:
+        data: one A-law code per byte.
+
+    Returns:
+        ``sum(alaw_to_pcm16(data) ** 2)``, exactly.
+    """
+    return float(_ALAW_ENERGY.take(_codes(data)).sum())

@@ -3,7 +3,9 @@
 `AudioProcessor` is what the media handler calls for every inbound audio message: it
 re-frames at the wire level, decodes, mixes to mono, resamples to the recogniser's rate
 with one resampler kept for the whole call, and measures the level of every frame.
-`OutboundEncoder` goes the other way for synthesized speech.
+When the recogniser takes the call's own bytes (Deepgram with mu-law: no decode, no
+resample, no re-quantisation), `AudioProcessor.process_wire` only re-frames and measures
+the level from the codes. `OutboundEncoder` goes the other way for synthesized speech.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from realtime_voice.audio.framing import FrameChunker
 from realtime_voice.audio.resample import StreamingResampler
 from realtime_voice.providers.base import PCM16
 
-__all__ = ["AudioProcessor", "InboundFrame", "OutboundEncoder"]
+__all__ = ["AudioProcessor", "InboundFrame", "OutboundEncoder", "WireFrame"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,21 @@ class InboundFrame:
     """
 
     pcm: PCM16
+    rms: float
+    is_silence: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WireFrame:
+    """One 20 ms frame of caller audio as it came from the gateway (not decoded).
+
+    Attributes:
+        wire: the frame's bytes in the call's wire format.
+        rms: level of the decoded samples relative to full scale (0..1).
+        is_silence: ``rms`` is below the processor's silence threshold.
+    """
+
+    wire: bytes
     rms: float
     is_silence: bool
 
@@ -131,6 +148,34 @@ class AudioProcessor:
             if silent:
                 self._silent_frames += 1
             frames.append(InboundFrame(pcm, level, silent))
+        self._frames_out += len(frames)
+        return frames
+
+    def process_wire(self, payload: bytes | bytearray | memoryview) -> list[WireFrame]:
+        """Like `process`, but the frames stay in the wire format (levels only).
+
+        For a recogniser that takes the call's own bytes. The level is that of the wire
+        samples (`codec.wire_rms`), which for speech matches the resampled PCM's within
+        a fraction of a dB. The resampler is not fed: if `process` is used again later
+        (the recogniser changed mid-call), its first frame carries a few samples of
+        filter history from before the switch.
+
+        Args:
+            payload: caller audio in the wire format, any length.
+
+        Returns:
+            Zero or more frames, in order.
+        """
+        self._bytes_in += len(payload)
+        fmt = self._format
+        threshold = self._threshold
+        frames: list[WireFrame] = []
+        for wire in self._chunker.push(payload):
+            level = codec.wire_rms(wire, fmt)
+            silent = level < threshold
+            if silent:
+                self._silent_frames += 1
+            frames.append(WireFrame(wire, level, silent))
         self._frames_out += len(frames)
         return frames
 

@@ -24,6 +24,7 @@ __all__ = [
     "TranscriptResult",
     "TtsError",
     "UtteranceEnd",
+    "WireAudioSink",
     "Word",
 ]
 
@@ -136,6 +137,24 @@ class SpeechToText(Protocol):
 
     def events(self) -> AsyncIterator[SpeechEvent]:
         """Speech events in order; ends after ``stop()``."""
+        ...
+
+
+@runtime_checkable
+class WireAudioSink(Protocol):
+    """A recogniser that can also take the call's own wire bytes (no decode, no resample).
+
+    The session hands such a recogniser each 20 ms frame as the gateway sent it, in
+    place of `SpeechToText.send_audio`, whenever `accepts_wire` says the call's format
+    is what the stream was opened for.
+    """
+
+    def accepts_wire(self, encoding: str, sample_rate: int) -> bool:
+        """Whether `send_wire` takes bytes of this encoding (AudioEncoding value) and rate."""
+        ...
+
+    def send_wire(self, payload: bytes) -> None:
+        """Queue wire bytes as they came from the gateway. Never blocks."""
         ...
 
 

@@ -102,6 +102,16 @@ class DeepgramSttOptions:
         encoding: SttEncoding = "mulaw" if wire.encoding is AudioEncoding.MULAW else "alaw"
         return replace(self, encoding=encoding, sample_rate=8000)
 
+    def for_call(self, wire: AudioFormat) -> DeepgramSttOptions:
+        """The options for a call arriving in ``wire``.
+
+        G.711 at 8 kHz mono (what telephony gateways send) is passed through
+        (`for_passthrough`); any other format is converted to these options' encoding.
+        """
+        if wire.encoding is AudioEncoding.PCM16 or wire.sample_rate != 8000 or wire.channels != 1:
+            return self
+        return self.for_passthrough(wire)
+
     @property
     def wire_format(self) -> AudioFormat:
         """The audio format of the bytes this stream sends."""

@@ -21,9 +21,21 @@ from realtime_voice.providers.base import SpeechToText, TextToSpeech
 from realtime_voice.providers.deepgram_health import DeepgramHealth
 from realtime_voice.providers.line_cache import LineCache
 
-__all__ = ["SpeechEngines", "TtsFactory", "build_engines", "build_responder", "warm_up"]
+__all__ = [
+    "SpeechEngines",
+    "SttFactory",
+    "TtsFactory",
+    "build_engines",
+    "build_responder",
+    "warm_up",
+]
 
 log = logging.getLogger(__name__)
+
+
+SttFactory = Callable[[AudioFormat], SpeechToText]
+"""Makes a call's recogniser stream for the call's wire format (a stream that can take
+those bytes as they are is opened for them: Deepgram with G.711)."""
 
 
 class TtsFactory(Protocol):
@@ -39,7 +51,7 @@ class SpeechEngines:
     """Factories for per-call providers plus the shared responder and line cache.
 
     Attributes:
-        make_stt: a new recogniser stream for one call.
+        make_stt: a new recogniser stream for one call, given its wire format.
         make_tts: a synthesiser bound to one call's wire format and, optionally, a voice
             (the call's ``voice`` custom parameter: an Aura model on Deepgram; the offline
             engine has one voice and ignores it).
@@ -54,13 +66,13 @@ class SpeechEngines:
         customers: callers the flows greet by name (read ahead from the database).
     """
 
-    make_stt: Callable[[], SpeechToText]
+    make_stt: SttFactory
     make_tts: TtsFactory
     responder: Responder
     stt_name: str
     tts_name: str
     line_cache: LineCache = field(default_factory=LineCache)
-    make_fallback_stt: Callable[[], SpeechToText] | None = None
+    make_fallback_stt: SttFactory | None = None
     health: DeepgramHealth | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     customers: InMemoryCustomerDirectory = field(default_factory=InMemoryCustomerDirectory)
@@ -95,7 +107,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
 
     synthesizer = default_synthesizer()
 
-    def make_local_stt() -> SpeechToText:
+    def make_local_stt(fmt: AudioFormat) -> SpeechToText:
         return LocalSpeechToText(
             MoonshineRecognizer.shared(),
             vad_threshold=settings.vad_threshold,
@@ -152,8 +164,14 @@ def _add_deepgram(engines: SpeechEngines, settings: Settings, stt: bool, tts: bo
             key, base_url=settings.deepgram_base_url, ws_url=settings.deepgram_ws_url
         )
         options = DeepgramSttOptions(model=settings.deepgram_model)
+
+        def make_deepgram_stt(fmt: AudioFormat) -> SpeechToText:
+            # A G.711 call's bytes go to Deepgram as they are: no decode, no resample
+            # and a quarter of the bytes of 16 kHz linear16.
+            return DeepgramSpeechToText(client, options.for_call(fmt))
+
         engines.make_fallback_stt = engines.make_stt
-        engines.make_stt = lambda: DeepgramSpeechToText(client, options)
+        engines.make_stt = make_deepgram_stt
         engines.stt_name = "deepgram"
     if tts:
         handle = create_async_client(

@@ -50,6 +50,7 @@ from realtime_voice.providers.base import (
     TranscriptResult,
     TtsError,
     UtteranceEnd,
+    WireAudioSink,
 )
 from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
@@ -215,6 +216,8 @@ class CallSession:
         self._tts: TextToSpeech = engines.make_tts(self._audio_format.mono)
         self._pacer = self._new_pacer(self._audio_format)
         self._stt: SpeechToText | None = None
+        # Set when the recogniser takes this call's wire bytes as they are.
+        self._wire_sink: WireAudioSink | None = None
         self._stt_task: asyncio.Task[None] | None = None
         self._speech_task: asyncio.Task[None] | None = None
         self._speaking: _Utterance | None = None
@@ -260,7 +263,7 @@ class CallSession:
             started_at=utc_from_timestamp(self.started_at),
         )
         self._pacer.start()
-        stt = self.engines.make_stt()
+        stt = self.engines.make_stt(self._audio_format)
         try:
             await stt.start()
         except SttError as exc:
@@ -275,12 +278,12 @@ class CallSession:
             )
             self.journal.event("error", {"code": "stt_fallback", "message": str(exc)[:200]})
             self._count_error("stt")
-            stt = fallback()
+            stt = fallback(self._audio_format)
             await stt.start()
             self._on_fallback_stt = True
         else:
             self._stt_billed = self.engines.stt_name in BILLED_PROVIDERS
-        self._stt = stt
+        self._use_stt(stt)
         self._stt_task = asyncio.get_running_loop().create_task(self._stt_loop(), name="stt")
 
     async def end(self, reason: str, *, code: int = 1000, failed: bool = False) -> None:
@@ -470,21 +473,46 @@ class CallSession:
 
     def _on_audio(self, payload: bytes) -> None:
         self.stats.bytes_in += len(payload)
-        frames = self._processor.process(payload)
-        stt = self._stt
+        sink = self._wire_sink
         voiced = False
-        for frame in frames:
-            self.stats.frames_in += 1
-            if frame.is_silence:
-                self.stats.silent_frames_in += 1
-            else:
-                voiced = True
-            if stt is not None:
-                stt.send_audio(frame.pcm)
+        if sink is not None:
+            # The recogniser takes the gateway's bytes: re-frame and measure, no decoding.
+            wire_frames = self._processor.process_wire(payload)
+            count = len(wire_frames)
+            for wire_frame in wire_frames:
+                if wire_frame.is_silence:
+                    self.stats.silent_frames_in += 1
+                else:
+                    voiced = True
+                sink.send_wire(wire_frame.wire)
+        else:
+            frames = self._processor.process(payload)
+            count = len(frames)
+            stt = self._stt
+            for frame in frames:
+                if frame.is_silence:
+                    self.stats.silent_frames_in += 1
+                else:
+                    voiced = True
+                if stt is not None:
+                    stt.send_audio(frame.pcm)
+        self.stats.frames_in += count
         if voiced:
             self._last_voiced_at = self._clock()
-        if stt is not None and self._stt_billed:
-            self._billed_stt_frames += len(frames)
+        if self._stt is not None and self._stt_billed:
+            self._billed_stt_frames += count
+
+    def _use_stt(self, stt: SpeechToText) -> None:
+        """Make ``stt`` the call's recogniser, fed wire bytes when it takes them."""
+        self._stt = stt
+        fmt = self._audio_format
+        self._wire_sink = None
+        if (
+            isinstance(stt, WireAudioSink)
+            and fmt.channels == 1
+            and stt.accepts_wire(fmt.encoding.value, fmt.sample_rate)
+        ):
+            self._wire_sink = stt
 
     async def _on_start(self, event: StartEvent) -> None:
         if self._media_started:
@@ -525,6 +553,9 @@ class CallSession:
         log.info("audio format now %s/%d/%d", fmt.encoding.value, fmt.sample_rate, fmt.channels)
         self._audio_format = fmt
         self._processor.set_format(fmt)
+        if self._stt is not None:
+            # The recogniser's stream keeps its encoding: new bytes may need converting.
+            self._use_stt(self._stt)
         await self._pacer.close()
         self._pacer = self._new_pacer(fmt)
         self._pacer.start()
@@ -591,13 +622,13 @@ class CallSession:
         self.journal.event("error", {"code": "stt_fallback", "message": str(exc)[:200]})
         with contextlib.suppress(Exception):
             await failed.stop()
-        fallback = make()
+        fallback = make(self._audio_format)
         try:
             await fallback.start()
         except SttError as again:
             log.error("the offline recogniser did not start either: %s", again)
             return False
-        self._stt = fallback
+        self._use_stt(fallback)
         self._stt_billed = False
         self._on_fallback_stt = True
         self._turn_parts.clear()

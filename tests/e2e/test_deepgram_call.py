@@ -21,13 +21,18 @@ SIM_KEY = "sim-deepgram-key-123"
 
 
 @pytest.fixture
-async def deepgram() -> AsyncIterator[tuple[str, str]]:
+async def simulator() -> AsyncIterator[DeepgramSimulator]:
     sim = DeepgramSimulator(api_key=SIM_KEY)
-    http_url, ws_url = await sim.start()
+    await sim.start()
     try:
-        yield http_url, ws_url
+        yield sim
     finally:
         await sim.close()
+
+
+@pytest.fixture
+def deepgram(simulator: DeepgramSimulator) -> tuple[str, str]:
+    return simulator.http_url, simulator.ws_url
 
 
 async def call_with_key(key: str, urls: tuple[str, str]) -> tuple[VoiceServer, str, dict]:
@@ -57,9 +62,14 @@ async def call_with_key(key: str, urls: tuple[str, str]) -> tuple[VoiceServer, s
     return server, re.sub(r"[^a-z ]+", " ", answer.lower()), {"health": health, **record}
 
 
-async def test_call_through_deepgram_stt_and_aura(deepgram: tuple[str, str]) -> None:
-    server, answer, record = await call_with_key(SIM_KEY, deepgram)
+async def test_call_through_deepgram_stt_and_aura(simulator: DeepgramSimulator) -> None:
+    server, answer, record = await call_with_key(SIM_KEY, (simulator.http_url, simulator.ws_url))
     assert server.engines.stt_name == "deepgram" and server.engines.tts_name == "deepgram"
+    # The caller's mu-law went to Deepgram as it came: 8 kHz G.711, one byte per sample.
+    query = simulator.stats.last_listen_query
+    assert (query["encoding"], query["sample_rate"]) == (["mulaw"], ["8000"])
+    streamed_s = simulator.stats.audio_bytes / 8000
+    assert abs(streamed_s - record["usage"]["stt_audio_seconds"]) < 1.0
     assert record["health"]["deepgram"] == "healthy"
     assert any(w in answer for w in ("open", "tuesday", "sunday", "hours")), answer
     caller_turns = [t for t in record["turns"] if t["speaker"] == "caller"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from realtime_voice.providers.deepgram_client import create_client
-from realtime_voice.providers.deepgram_options import ReconnectPolicy
+from realtime_voice.providers.deepgram_options import DeepgramSttOptions, ReconnectPolicy
 from realtime_voice.providers.deepgram_stt import DeepgramSpeechToText
 from realtime_voice.storage import CallStore
 from realtime_voice.storage.models import Call
@@ -94,7 +94,10 @@ def quick_deepgram(rig: Rig, **bridge: Any) -> None:
     sim = rig.deepgram
     assert sim is not None
     client = create_client(SIM_KEY, base_url=sim.http_url, ws_url=sim.ws_url)
-    rig.server.engines.make_stt = lambda: DeepgramSpeechToText(client, **bridge)
+    options = DeepgramSttOptions()
+    rig.server.engines.make_stt = lambda fmt: DeepgramSpeechToText(
+        client, options.for_call(fmt), **bridge
+    )
 
 
 def when_caller_speaks(action: Callable[[], object]) -> Callable[[TimelineEvent], None]:

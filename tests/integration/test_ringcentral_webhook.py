@@ -398,7 +398,7 @@ def live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession
     async def close(code: int, reason: str) -> None:
         closed.append((code, reason))
 
-    def no_stt() -> Any:
+    def no_stt(fmt: AudioFormat) -> Any:
         raise AssertionError("the session is never started in these tests")
 
     engines = SpeechEngines(

@@ -171,3 +171,34 @@ def test_unsupported_target_rate_is_refused() -> None:
         AudioProcessor(MULAW_8K, target_rate=24000)
     with pytest.raises(ValueError, match="in_rate"):
         OutboundEncoder(MULAW_8K, source_rate=22050)
+
+
+def test_wire_frames_are_the_callers_bytes_with_their_levels() -> None:
+    # The passthrough path (Deepgram takes mu-law as it is): same framing, same counters,
+    # bytes untouched, silence told apart as on the decoding path.
+    idle = bytes([codec.silence_byte(AudioEncoding.MULAW)]) * 160
+    speech = g711.pcm16_to_ulaw(tone(300, 8000, 0.2, amplitude=6000))
+    wire = idle * 5 + speech + idle * 5
+    decoding = AudioProcessor(MULAW_8K, silence_threshold=0.01)
+    passing = AudioProcessor(MULAW_8K, silence_threshold=0.01)
+
+    decoded = feed_randomly(decoding, wire)
+    rng = np.random.default_rng(5)
+    frames = []
+    i = 0
+    while i < len(wire):
+        size = int(rng.integers(1, 700))
+        frames += passing.process_wire(wire[i : i + size])
+        i += size
+
+    assert b"".join(f.wire for f in frames) == wire
+    assert all(len(f.wire) == 160 for f in frames)
+    assert [f.is_silence for f in frames] == [True] * 5 + [False] * 10 + [True] * 5
+    for frame in frames:
+        assert frame.rms == pytest.approx(codec.rms(g711.ulaw_to_pcm16(frame.wire)))
+    # Inside the speech the level is the decoding path's within 0.3 dB (at its edges the
+    # resampler's 0.6 ms delay moves a few samples of speech into the neighbouring frame).
+    for frame, pcm_frame in zip(frames[6:14], decoded[6:14], strict=True):
+        assert frame.rms == pytest.approx(pcm_frame.rms, rel=0.03)
+    assert (passing.frames_out, passing.bytes_in) == (20, len(wire))
+    assert passing.silent_frames == 10

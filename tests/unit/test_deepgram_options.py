@@ -45,6 +45,19 @@ def test_passthrough_sends_the_call_codec() -> None:
         DeepgramSttOptions().for_passthrough(AudioFormat(AudioEncoding.PCM16, 16000, 1))
 
 
+def test_a_call_is_passed_through_when_its_format_allows() -> None:
+    options = DeepgramSttOptions(model="nova-3")
+    assert options.for_call(AudioFormat()).encoding == "mulaw"
+    assert options.for_call(AudioFormat(AudioEncoding.ALAW, 8000, 1)).encoding == "alaw"
+    # PCM, 16 kHz or stereo calls are converted to the configured encoding instead.
+    for wire in (
+        AudioFormat(AudioEncoding.PCM16, 8000, 1),
+        AudioFormat(AudioEncoding.MULAW, 16000, 1),
+        AudioFormat(AudioEncoding.MULAW, 8000, 2),
+    ):
+        assert options.for_call(wire) == options
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -145,3 +145,23 @@ def test_silence_byte_decodes_to_near_zero(encoding: AudioEncoding) -> None:
     fmt = AudioFormat(encoding, 8000, 1)
     pad = bytes([codec.silence_byte(encoding)]) * fmt.frame_bytes
     assert np.all(np.abs(codec.decode(pad, fmt)) <= 8)
+
+
+@pytest.mark.parametrize("encoding", [AudioEncoding.MULAW, AudioEncoding.ALAW])
+def test_energy_tables_equal_the_squares_of_every_decoded_code(encoding: AudioEncoding) -> None:
+    every_code = bytes(range(256))
+    energy = g711.ulaw_energy if encoding is AudioEncoding.MULAW else g711.alaw_energy
+    decoded = codec.decode(every_code, AudioFormat(encoding, 8000, 1)).astype(np.int64)
+    assert energy(every_code) == float(np.sum(decoded**2))
+    assert energy(b"") == 0.0
+
+
+@pytest.mark.parametrize("encoding", list(AudioEncoding))
+def test_wire_rms_is_the_rms_of_the_decoded_samples(encoding: AudioEncoding) -> None:
+    fmt = AudioFormat(encoding, 8000, 1)
+    rng = np.random.default_rng(3)
+    for scale in (0.0, 30.0, 3000.0, 30000.0):
+        pcm = np.clip(rng.normal(0, scale, 160), -32768, 32767).round().astype(np.int16)
+        wire = codec.encode(pcm, fmt)
+        assert codec.wire_rms(wire, fmt) == pytest.approx(codec.rms(codec.decode(wire, fmt)))
+    assert codec.wire_rms(b"", fmt) == 0.0
