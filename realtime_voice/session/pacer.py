@@ -4,7 +4,8 @@ Sending a whole TTS utterance at once would make barge-in useless: the gateway w
 already hold seconds of audio that only a ``clear`` can stop, and our own record of what
 the caller heard would be wrong. So the pacer keeps the gateway at most ``max_lead_ms``
 ahead of real time, puts a mark after each utterance, and on ``clear`` drops everything
-still queued here at once.
+still queued here at once. Frames wait for the loop's shared `FrameClock` tick rather
+than a timer of their own (one wake-up per 20 ms for all calls).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from realtime_voice.audio.codec import silence_byte
 from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.framing import FrameChunker
 from realtime_voice.protocols.base import MediaProtocol
+from realtime_voice.session.frame_clock import FrameClock
 
 __all__ = ["OutboundPacer", "PacerStats"]
 
@@ -56,6 +59,9 @@ class OutboundPacer:
         max_lead_ms: how far ahead of real time the gateway may be fed (≤ 60 ms).
         max_queued_ms: bound on audio waiting here; producers wait when it is full.
         clock: monotonic clock in seconds (injectable for tests).
+        ticks: the 20 ms tick frames wait for (it must use ``clock``); ``"shared"``:
+            the running loop's `FrameClock.shared`, taken at `start`; None: each frame
+            sleeps for its own slot.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class OutboundPacer:
         max_lead_ms: int = 60,
         max_queued_ms: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        ticks: FrameClock | Literal["shared"] | None = None,
     ) -> None:
         self._send = send
         self._protocol = protocol
@@ -77,6 +84,10 @@ class OutboundPacer:
         self._frame_s = FRAME_MS / 1000
         self._max_items = max(1, max_queued_ms // FRAME_MS)
         self._clock = clock
+        self._ticks: FrameClock | None = None
+        self._shared_ticks = ticks == "shared"
+        if isinstance(ticks, FrameClock):
+            self._ticks = ticks
         self._items: collections.deque[bytes | _Mark] = collections.deque()
         self._frames_queued = 0
         self._wakeup = asyncio.Event()
@@ -157,6 +168,8 @@ class OutboundPacer:
     def start(self) -> None:
         """Start the sending task (once)."""
         if self._task is None:
+            if self._shared_ticks:
+                self._ticks = FrameClock.shared()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="pacer")
 
     async def close(self) -> None:
@@ -214,7 +227,10 @@ class OutboundPacer:
             due = self._t0 + self._k * self._frame_s
             wait = due - self._lead_s - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                if self._ticks is not None:
+                    await self._ticks.wait_until(due - self._lead_s)
+                else:
+                    await asyncio.sleep(wait)
                 if generation != self._generation:
                     continue  # cleared while waiting for this frame's slot
             lateness = self._clock() - due

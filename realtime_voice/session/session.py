@@ -963,7 +963,7 @@ class CallSession:
     # ------------------------------------------------------------------ output
 
     def _new_pacer(self, fmt: AudioFormat) -> OutboundPacer:
-        pacer = OutboundPacer(self._send, self.protocol, fmt.mono, max_lead_ms=60)
+        pacer = OutboundPacer(self._send, self.protocol, fmt.mono, max_lead_ms=60, ticks="shared")
         pacer.on_frame_sent = self._on_frame_sent
         return pacer
 
