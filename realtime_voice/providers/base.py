@@ -153,8 +153,12 @@ class WireAudioSink(Protocol):
         """Whether `send_wire` takes bytes of this encoding (AudioEncoding value) and rate."""
         ...
 
-    def send_wire(self, payload: bytes) -> None:
-        """Queue wire bytes as they came from the gateway. Never blocks."""
+    def send_wire(self, payload: bytes, *, silent: bool = False) -> None:
+        """Queue wire bytes as they came from the gateway. Never blocks.
+
+        ``silent`` says the frame is below the call's silence threshold: a recogniser may
+        batch long silences into fewer, larger messages (a voiced frame goes at once).
+        """
         ...
 
 

@@ -68,6 +68,19 @@ class AudioInbox:
         """Audio frames queued before a waiting consumer is woken."""
         return self._wake
 
+    def set_wake_frames(self, frames: int) -> None:
+        """Change how many queued audio frames wake the consumer (from now on).
+
+        Raises:
+            ValueError: ``frames`` < 1.
+        """
+        if frames < 1:
+            raise ValueError("wake_frames must be at least 1")
+        with self._cond:
+            self._wake = frames
+            if self._audio >= frames:
+                self._cond.notify()
+
     @property
     def audio_frames(self) -> int:
         """Audio frames waiting now."""

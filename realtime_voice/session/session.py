@@ -484,7 +484,7 @@ class CallSession:
                     self.stats.silent_frames_in += 1
                 else:
                     voiced = True
-                sink.send_wire(wire_frame.wire)
+                sink.send_wire(wire_frame.wire, silent=wire_frame.is_silence)
         else:
             frames = self._processor.process(payload)
             count = len(frames)

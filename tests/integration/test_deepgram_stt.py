@@ -389,6 +389,36 @@ async def test_mulaw_8k_streams(passthrough: bool) -> None:
     assert "close on sunday" in collector.heard()
 
 
+async def test_a_long_silence_goes_in_larger_messages_and_speech_ends_it_at_once() -> None:
+    # endpointing 100 ms, no UtteranceEnd: a silence is "long" after 0.1 + 0.5 s.
+    options = DeepgramSttOptions(endpointing=100, utterance_end_ms=None).for_passthrough(MULAW_8K)
+    speech = await caller_audio(HOURS)
+    quiet = b"\xff" * 160
+    async with simulator() as sim:
+        stt = bridge(sim, options=options)
+        await stt.start()
+        collector = Collector(stt)
+        assert stt.batch_frames == 2
+        for k in range(60):
+            stt.send_wire(quiet, silent=True)
+            if k == 28:
+                assert stt.batch_frames == 2  # 0.58 s: an endpoint could still be pending
+            await asyncio.sleep(0.005)
+        assert stt.batch_frames == 5
+        for i in range(0, len(speech), 160):
+            stt.send_wire(speech[i : i + 160])
+            assert stt.batch_frames == 2  # the first voiced frame ends the long silence
+            await asyncio.sleep(0.005)
+        for _ in range(50):
+            stt.send_wire(quiet, silent=True)
+        await collector.wait_for(lambda: "sunday" in collector.heard())
+        await stt.stop()
+        await collector.done()
+    # Batching changed message sizes only: every byte went out, and was recognised.
+    assert sim.stats.audio_bytes == 160 * 110 + len(speech)
+    assert "close on sunday" in collector.heard()
+
+
 async def test_a_hundred_streams_in_a_row_leave_the_thread_count_where_it_was() -> None:
     async with simulator(SimFaults(tick_results_ms=100)) as sim:
         client = create_client(DEFAULT_API_KEY, base_url=sim.http_url, ws_url=sim.ws_url)

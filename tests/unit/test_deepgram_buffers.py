@@ -102,3 +102,20 @@ def test_a_consumer_is_woken_per_wake_frames_and_at_once_for_control() -> None:
     inbox.put_control(Control.FINALIZE)
     waiting.join(10.0)
     assert got[-1] == [Control.FINALIZE]
+
+
+def test_raising_wake_frames_holds_the_consumer_and_lowering_it_wakes_it() -> None:
+    inbox = AudioInbox(10, wake_frames=2)
+    inbox.set_wake_frames(5)
+    for k in range(4):
+        inbox.put_audio(frame(k))
+    got: list[list[bytes | Control]] = []
+    waiting = threading.Thread(target=lambda: got.append(inbox.get(30.0, 5)))
+    waiting.start()  # four frames are not a batch of five: it waits
+    waiting.join(0.05)
+    assert waiting.is_alive() and inbox.wake_frames == 5
+    inbox.set_wake_frames(2)  # four queued ≥ two: the waiting consumer goes at once
+    waiting.join(10.0)
+    assert got == [[frame(0), frame(1), frame(2), frame(3)]]
+    with pytest.raises(ValueError, match="at least 1"):
+        inbox.set_wake_frames(0)
