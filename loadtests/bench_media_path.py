@@ -112,6 +112,15 @@ def build_cases() -> list[tuple[str, Case, Case]]:
             audioop.rms(out, 2)
             np.frombuffer(out, dtype=np.int16)
 
+    def rc_wire_numpy(n: int) -> None:
+        processor = AudioProcessor(MULAW_8K, target_rate=16000)
+        for i in range(n):
+            processor.process_wire(ulaw[i % k])  # Deepgram takes the mu-law as it is
+
+    def rc_wire_audioop(n: int) -> None:
+        for i in range(n):
+            audioop.rms(audioop.ulaw2lin(ulaw[i % k], 2), 2)
+
     def tw_in_numpy(n: int) -> None:
         processor = AudioProcessor(MULAW_8K, target_rate=16000)
         for i in range(n):
@@ -170,6 +179,7 @@ def build_cases() -> list[tuple[str, Case, Case]]:
         ("out  bridge 8k PCM -> mulaw + chunker", rc_out8_numpy, rc_out8_audioop),
         ("out  bridge 16k PCM -> 8k mulaw + chunker", rc_out16_numpy, rc_out16_audioop),
         ("out  Twilio 8k PCM -> mulaw + chunker + b64+json", tw_out_numpy, tw_out_audioop),
+        ("in   bridge binary  mulaw passthrough, level only", rc_wire_numpy, rc_wire_audioop),
     ]
 
 
@@ -241,6 +251,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"bridge call, inbound + outbound 8k: {per_call_us:.1f} µs per 20 ms "
         f"= {per_call_us / 20_000 * 100:.3f}% of one core per call"
+    )
+    passthrough_us = medians[labels[5]] + medians[labels[2]]
+    print(
+        f"bridge call on Deepgram (mu-law passed through) + outbound 8k: {passthrough_us:.1f} µs "
+        f"per 20 ms = {passthrough_us / 20_000 * 100:.3f}% of one core per call"
     )
     resampler = StreamingResampler(8000, 16000)
     print(
