@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -44,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from realtime_voice.testing.processes import cli_command, free_ports
+from realtime_voice.testing.processes import child_environment, cli_command, free_ports
 
 __all__ = [
     "DEEPGRAM_KEY",
@@ -69,26 +68,8 @@ Engines = Literal["simulated", "offline"]
 
 # Variables the server reads: the children must see only what the stack sets, never a
 # developer's shell settings (a stray DEEPGRAM_API_KEY would send load to the real API).
-_SERVER_PREFIXES = ("VOICE_", "DEEPGRAM_", "OPENAI_", "RC_", "TWILIO_")
-_SERVER_NAMES = frozenset({"STT_PROVIDER", "TTS_PROVIDER", "LLM_PROVIDER", "DATABASE_URL"})
-
-
 class StackError(RuntimeError):
     """A child exited or did not get ready in time; the message names it and its log."""
-
-
-def _clean_environment() -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_SERVER_PREFIXES) and key not in _SERVER_NAMES
-    }
-    env.update(
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 class _Child:
@@ -280,7 +261,7 @@ class LocalStack:
 
     def _start(self) -> None:
         dg_port, oa_port, http_port, media_port = free_ports(4)
-        base = _clean_environment()
+        base = child_environment()
         env = dict(base)
         deadline = time.monotonic() + self.ready_timeout_s
         pending: list[tuple[_Child, int]] = []

@@ -6,11 +6,43 @@ Shared by the process-level end-to-end tests and the load-test stack, which both
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["cli_command", "free_ports"]
+__all__ = ["child_environment", "cli_command", "free_ports"]
+
+# What configures a server, a simulator or a provider client: never inherited by a child,
+# so a developer's own keys or a stray VOICE_* in the shell cannot change what runs.
+_SERVER_PREFIXES = ("VOICE_", "DEEPGRAM_", "OPENAI_", "RC_", "TWILIO_")
+_SERVER_NAMES = frozenset({"STT_PROVIDER", "TTS_PROVIDER", "LLM_PROVIDER", "DATABASE_URL"})
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process of the stack, without any server setting.
+
+    Args:
+        environ: the environment to start from (default: this process's).
+
+    Returns:
+        ``environ`` without the server's, simulators' and providers' variables, with the
+        loopback exempt from proxies and Python output unbuffered (logs arrive as they
+        are written).
+    """
+    source = os.environ if environ is None else environ
+    env = {
+        key: value
+        for key, value in source.items()
+        if not key.startswith(_SERVER_PREFIXES) and key not in _SERVER_NAMES
+    }
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
 
 
 def free_ports(count: int) -> list[int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
@@ -21,7 +20,7 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from realtime_voice.testing.processes import cli_command, free_ports
+from realtime_voice.testing.processes import child_environment, cli_command, free_ports
 
 __all__ = [
     "HEALTH_PATH",
@@ -47,10 +46,6 @@ Frame = bytes | dict[str, Any]
 
 # Variables the server reads: the child must see only what a test sets, never a
 # developer's shell settings (a stray VOICE_MEDIA_PORT would change what is tested).
-_SERVER_PREFIXES = ("VOICE_", "DEEPGRAM_", "OPENAI_", "RC_")
-_SERVER_NAMES = frozenset({"STT_PROVIDER", "TTS_PROVIDER", "LLM_PROVIDER", "DATABASE_URL"})
-
-
 def serve_command() -> list[str]:
     """The command line of ``realtime-voice serve`` for the interpreter running the tests."""
     return cli_command("serve")
@@ -64,20 +59,13 @@ def serve_env(http_port: int, media_port: int, **settings: str) -> dict[str, str
         media_port: ``VOICE_MEDIA_PORT`` (the public media URL points at it).
         **settings: further variables; they override the defaults above.
     """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_SERVER_PREFIXES) and key not in _SERVER_NAMES
-    }
+    env = child_environment()
     env.update(
         VOICE_HTTP_HOST="127.0.0.1",
         VOICE_MEDIA_HOST="127.0.0.1",
         VOICE_HTTP_PORT=str(http_port),
         VOICE_MEDIA_PORT=str(media_port),
         VOICE_PUBLIC_MEDIA_URL=f"ws://127.0.0.1:{media_port}",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
     )
     env.update(settings)
     return env
