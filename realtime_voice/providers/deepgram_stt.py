@@ -284,6 +284,10 @@ class DeepgramSpeechToText:
             raise SttError("send_audio() before start()")
         if self._closing.is_set() or self._failed:
             return
+        if self._silent_run:
+            # Fed PCM now (the call's format changed): no silence hints, 40 ms messages.
+            self._silent_run = 0
+            self._inbox.set_wake_frames(self._batch_frames)
         samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
         if self._resampler is not None:
             samples = self._resampler.process(samples)
