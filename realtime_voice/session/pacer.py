@@ -5,7 +5,7 @@ already hold seconds of audio that only a ``clear`` can stop, and our own record
 the caller heard would be wrong. So the pacer keeps the gateway at most ``max_lead_ms``
 ahead of real time, puts a mark after each utterance, and on ``clear`` drops everything
 still queued here at once. Frames wait for the loop's shared `FrameClock` tick rather
-than a timer of their own (one wake-up per 20 ms for all calls).
+than a timer of their own (at most one wake-up per 5 ms for all calls).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class OutboundPacer:
         max_lead_ms: how far ahead of real time the gateway may be fed (≤ 60 ms).
         max_queued_ms: bound on audio waiting here; producers wait when it is full.
         clock: monotonic clock in seconds (injectable for tests).
-        ticks: the 20 ms tick frames wait for (it must use ``clock``); ``"shared"``:
+        ticks: the 5 ms tick frames wait for (it must use ``clock``); ``"shared"``:
             the running loop's `FrameClock.shared`, taken at `start`; None: each frame
             sleeps for its own slot.
     """
