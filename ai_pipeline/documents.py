@@ -12,7 +12,7 @@ import re
 from typing import Final
 
 from ai_pipeline.nlp.normalize import normalize
-from realtime_voice.providers.text_split import split_sentences
+from ai_pipeline.text_split import split_sentences
 
 __all__ = ["answer_from_documents"]
 

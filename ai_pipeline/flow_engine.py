@@ -37,7 +37,7 @@ from ai_pipeline.nlp.dates import speak_date
 from ai_pipeline.nlp.entities import Entities, YesNo
 from ai_pipeline.nlp.intent import IntentMatch, IntentSet
 from ai_pipeline.nlp.tone import Tone, ToneResult
-from ai_pipeline.responder import HangupAction, SayText, TransferAction
+from ai_pipeline.responder import HangupAction, SayText, TransferAction, TransferTarget
 from ai_pipeline.slot_values import (
     Heard,
     SlotFill,
@@ -46,7 +46,6 @@ from ai_pipeline.slot_values import (
     speak_slot_value,
 )
 from ai_pipeline.templates import FieldValue, render, sentences
-from realtime_voice.protocols.base import TransferTarget
 
 __all__ = ["FlowEngine", "FlowState", "Step"]
 

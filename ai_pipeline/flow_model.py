@@ -19,7 +19,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from ai_pipeline.nlp.intent import IntentSet
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import TransferTarget
 
 __all__ = [
     "BUILTIN_FIELDS",

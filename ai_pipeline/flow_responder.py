@@ -42,10 +42,15 @@ from ai_pipeline.prompts import (
     build_system_prompt,
     tool_specs,
 )
-from ai_pipeline.responder import ConversationContext, ResponseItem, SayText, UserTurn
+from ai_pipeline.responder import (
+    ConversationContext,
+    ResponseItem,
+    SayText,
+    TransferTarget,
+    UserTurn,
+)
 from ai_pipeline.rule_responder import DEFAULT_TRANSFER_TARGET
-from realtime_voice.protocols.base import TransferTarget
-from realtime_voice.providers.text_split import SentenceSplitter
+from ai_pipeline.text_split import SentenceSplitter
 
 __all__ = ["STATE_KEY", "CallOutcome", "FlowResponder", "outcome_of"]
 
@@ -274,7 +279,9 @@ class FlowResponder:
         flow = engine.flow
         system = build_system_prompt(flow, state, engine.field_values(state, now), now)
         messages = build_messages(system, ctx.history, turn.text, limit=self._history)
-        stream = self._chat.stream(messages, self._tools[flow.name])
+        stream = self._chat.stream(
+            messages, self._tools[flow.name], meter=ctx.usage, call_id=ctx.call_id
+        )
         splitter = SentenceSplitter()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline

@@ -54,8 +54,8 @@ from ai_pipeline.flow_reader import (
     read_time,
 )
 from ai_pipeline.nlp.intent import COMMON_INTENTS, DEFAULT_MIN_CONFIDENCE, Intent, IntentSet
+from ai_pipeline.responder import TransferTarget
 from ai_pipeline.slot_values import parse_slot_value
-from realtime_voice.protocols.base import TransferTarget
 
 __all__ = ["DEFAULT_TEMPLATES", "FlowError", "load_flow", "load_flows", "parse_flow", "select_flow"]
 

@@ -35,9 +35,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from ai_pipeline.llm import ChatMessage, LlmError, TextDelta, ToolCall, ToolSpec
-from realtime_voice.call_meter import CallMeter, call_meter_var
-from realtime_voice.log import call_id_var
+from ai_pipeline.llm import ChatMessage, LlmError, LlmUsageMeter, TextDelta, ToolCall, ToolSpec
 
 __all__ = ["PLACEHOLDER_API_KEY", "ChatUsage", "OpenAIChatModel", "UsageTotals"]
 
@@ -154,7 +152,7 @@ class OpenAIChatModel:
         http_client: an ``httpx2.AsyncClient`` to use (tests, proxies); it then stays
             the caller's to close.
         on_usage: called with each request's `ChatUsage` when the server reports it, in
-            the consumer's task (so `ChatUsage.call_id` is the call being served).
+            the consumer's task (`ChatUsage.call_id` is the ``call_id`` given to `stream`).
 
     Raises:
         ValueError: a limit is not positive, or there is neither a key nor a base URL.
@@ -213,7 +211,12 @@ class OpenAIChatModel:
             await self._client.close()
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        *,
+        meter: LlmUsageMeter | None = None,
+        call_id: str = "",
     ) -> AsyncGenerator[TextDelta | ToolCall, None]:
         """Stream the answer: text fragments as they arrive, tool calls once complete.
 
@@ -227,6 +230,8 @@ class OpenAIChatModel:
         Args:
             messages: the conversation, system prompt first.
             tools: functions the model may call.
+            meter: the call's meter: first-token latency, failures, tokens.
+            call_id: the call served, for `ChatUsage.call_id`.
 
         Yields:
             `TextDelta` and `ToolCall` items, in order.
@@ -241,11 +246,11 @@ class OpenAIChatModel:
         wire_tools = [_tool_param(t) for t in tools]
         # The call being served learns how long it waited for the first token (retries
         # included: the caller waited through them too).
-        meter = call_meter_var.get()
         started = meter.llm_request_started() if meter is not None else 0.0
         try:
             # aclosing: barge-in must close the inner generator (and its HTTP stream) now.
-            async with aclosing(self._attempts(wire_messages, wire_tools, meter, started)) as items:
+            attempts = self._attempts(wire_messages, wire_tools, meter, started, call_id)
+            async with aclosing(attempts) as items:
                 async for item in items:
                     yield item
         except LlmError:
@@ -257,8 +262,9 @@ class OpenAIChatModel:
         self,
         wire_messages: list[ChatCompletionMessageParam],
         wire_tools: list[ChatCompletionFunctionToolParam],
-        meter: CallMeter | None,
+        meter: LlmUsageMeter | None,
         started: float,
+        call_id: str,
     ) -> AsyncGenerator[TextDelta | ToolCall, None]:
         """The first attempt and the allowed retry (see `stream`)."""
         budget = _Budget(self.deadline_s)
@@ -268,7 +274,8 @@ class OpenAIChatModel:
             attempt += 1
             yielded = False
             try:
-                async with aclosing(self._attempt(wire_messages, wire_tools, budget)) as items:
+                attempt_items = self._attempt(wire_messages, wire_tools, budget, meter, call_id)
+                async with aclosing(attempt_items) as items:
                     async for item in items:
                         if not yielded and meter is not None:
                             meter.llm_first_token(started)
@@ -307,6 +314,8 @@ class OpenAIChatModel:
         messages: list[ChatCompletionMessageParam],
         tools: list[ChatCompletionFunctionToolParam],
         budget: _Budget,
+        meter: LlmUsageMeter | None,
+        call_id: str,
     ) -> AsyncGenerator[TextDelta | ToolCall, None]:
         """One request: yield its items; failures become `_AttemptFailed`."""
         try:
@@ -335,7 +344,7 @@ class OpenAIChatModel:
                 if chunk is None:
                     break
                 if chunk.usage is not None:
-                    self._record_usage(chunk.usage)
+                    self._record_usage(chunk.usage, meter, call_id)
                 for choice in chunk.choices:
                     if choice.index != 0:
                         continue  # n > 1 is never requested
@@ -375,12 +384,14 @@ class OpenAIChatModel:
             # Barge-in or failure: drop the connection so the model stops generating.
             await asyncio.shield(chunks.close())
 
-    def _record_usage(self, usage: CompletionUsage) -> None:
+    def _record_usage(
+        self, usage: CompletionUsage, meter: LlmUsageMeter | None, call_id: str
+    ) -> None:
         record = ChatUsage(
             model=self.model,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            call_id=call_id_var.get(),
+            call_id=call_id,
         )
         self.usage_totals.requests += 1
         self.usage_totals.prompt_tokens += record.prompt_tokens
@@ -391,7 +402,6 @@ class OpenAIChatModel:
             record.prompt_tokens,
             record.completion_tokens,
         )
-        meter = call_meter_var.get()
         if meter is not None:
             meter.llm_usage(record.prompt_tokens, record.completion_tokens)
         if self._on_usage is not None:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.llm import LlmUsageMeter
 
 __all__ = [
     "ConversationContext",
@@ -17,8 +17,28 @@ __all__ = [
     "ResponseItem",
     "SayText",
     "TransferAction",
+    "TransferTarget",
     "UserTurn",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTarget:
+    """Where to hand the caller: exactly one of a phone number or an extension."""
+
+    phone_number: str | None = None
+    extension_number: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.phone_number is None) == (self.extension_number is None):
+            raise ValueError("TransferTarget needs exactly one of phone_number or extension_number")
+
+    def as_wire(self) -> dict[str, str]:
+        """The RingCentral-style target object (``phoneNumber`` or ``extensionNumber``)."""
+        if self.phone_number is not None:
+            return {"phoneNumber": self.phone_number}
+        assert self.extension_number is not None
+        return {"extensionNumber": self.extension_number}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +68,7 @@ class ConversationContext:
         custom_parameters: from the gateway's ``start`` message.
         history: utterances so far, oldest first.
         state: free-form per-call scratch space for the responder (stage, slots...).
+        usage: the call's meter, handed to the chat model with each request.
     """
 
     call_id: str
@@ -56,6 +77,7 @@ class ConversationContext:
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
     state: dict[str, object] = field(default_factory=dict)
+    usage: LlmUsageMeter | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ from ai_pipeline.responder import (
     ResponseItem,
     SayText,
     TransferAction,
+    TransferTarget,
     UserTurn,
 )
-from realtime_voice.protocols.base import TransferTarget
 
 __all__ = ["DEFAULT_TRANSFER_TARGET", "RuleBasedResponder", "normalize"]
 

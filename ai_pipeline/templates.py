@@ -38,7 +38,7 @@ from ai_pipeline.nlp.dates import speak_date, speak_time
 from ai_pipeline.nlp.money import find_money, speak_money
 from ai_pipeline.nlp.normalize import prepare
 from ai_pipeline.nlp.numbers import digitize
-from realtime_voice.providers.text_split import split_sentences
+from ai_pipeline.text_split import split_sentences
 
 __all__ = [
     "FORMAT_SPECS",

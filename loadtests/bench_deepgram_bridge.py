@@ -45,6 +45,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio.format import MULAW_8K
 from realtime_voice.providers.base import TranscriptResult
 from realtime_voice.providers.deepgram_client import create_async_client, create_client
@@ -246,7 +247,7 @@ async def bench_recovery(runs: int) -> None:
 async def bench_aura(delay_ms: int, runs: int) -> None:
     async with simulator("--speak-first-byte-delay-ms", str(delay_ms)) as (http, _ws):
         handle = create_async_client(DEFAULT_API_KEY, base_url=http)
-        tts = DeepgramTextToSpeech(MULAW_8K, handle.client)
+        tts = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
         params = {"model": "aura-2-thalia-en", "encoding": "mulaw", "sample_rate": "8000",
                   "container": "none"}  # fmt: skip
         headers = {"Authorization": f"Token {DEFAULT_API_KEY}"}

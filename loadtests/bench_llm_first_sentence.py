@@ -33,7 +33,7 @@ import httpx2
 
 from ai_pipeline.llm import ChatMessage, TextDelta
 from ai_pipeline.openai_chat import OpenAIChatModel
-from realtime_voice.providers.text_split import SentenceSplitter
+from ai_pipeline.text_split import SentenceSplitter
 from realtime_voice.testing.openai_sim_wire import split_tokens
 
 REPLY = (

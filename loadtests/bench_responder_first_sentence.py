@@ -20,9 +20,8 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from ai_pipeline.responder import ConversationContext, SayText, UserTurn
+from ai_pipeline.responder import ConversationContext, SayText, TransferTarget, UserTurn
 from realtime_voice.config import load_settings
-from realtime_voice.protocols.base import TransferTarget
 from realtime_voice.session.engines import build_responder
 from realtime_voice.testing.openai_sim import Faults, OpenAISimulator
 

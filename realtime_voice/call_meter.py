@@ -1,9 +1,9 @@
 """What one call consumed from paid providers, what that cost, and how long it waited on them.
 
-The session owns one `CallMeter` per call and puts it in `call_meter_var` for the tasks
-that answer the caller, so a provider client shared by every call (the chat model) can
-charge the right call without knowing about sessions: the same trick the log context
-uses for the call id.
+The session owns one `CallMeter` per call and hands it to the responder in the call's
+`ConversationContext.usage`; the responder passes it with each chat-model request, so a
+model client shared by every call charges the right call without knowing about sessions
+(it sees only the `ai_pipeline.llm.LlmUsageMeter` interface this class implements).
 
 Quantities are what the providers bill by: seconds of audio streamed to a paid
 recogniser, characters sent to a paid voice, prompt and completion tokens. `Prices` turns
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +26,6 @@ __all__ = [
     "CallMeter",
     "CallUsage",
     "Prices",
-    "call_meter_var",
 ]
 
 BILLED_PROVIDERS = frozenset({"deepgram"})
@@ -160,6 +158,3 @@ class CallMeter:
         self.usage.llm_prompt_tokens += prompt_tokens
         self.usage.llm_completion_tokens += completion_tokens
 
-
-call_meter_var: ContextVar[CallMeter | None] = ContextVar("call_meter", default=None)
-"""The meter of the call the current task serves (``None`` outside a call)."""

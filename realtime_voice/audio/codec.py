@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime_voice.audio import g711
-from realtime_voice.audio.format import AudioEncoding, AudioFormat
-from realtime_voice.providers.base import PCM16
+from realtime_voice.audio.format import PCM16, AudioEncoding, AudioFormat
 
 __all__ = ["decode", "encode", "rms", "silence_byte", "wire_rms"]
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["FRAME_MS", "AudioEncoding", "AudioFormat", "UnsupportedFormatError"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FRAME_MS", "PCM16", "AudioEncoding", "AudioFormat", "UnsupportedFormatError"]
+
+PCM16 = npt.NDArray[np.int16]
+"""Mono signed 16-bit samples: the one in-memory audio type every layer shares."""
 
 FRAME_MS = 20
 """Every frame on the media path, in and out, is 20 ms long."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from realtime_voice.providers.base import PCM16
+from realtime_voice.audio.format import PCM16
 
 __all__ = [
     "alaw_energy",

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from realtime_voice.audio import codec
-from realtime_voice.audio.format import AudioFormat
+from realtime_voice.audio.format import PCM16, AudioFormat
 from realtime_voice.audio.framing import FrameChunker
 from realtime_voice.audio.resample import StreamingResampler
-from realtime_voice.providers.base import PCM16
 
 __all__ = ["AudioProcessor", "InboundFrame", "OutboundEncoder", "WireFrame"]
 

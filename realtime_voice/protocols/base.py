@@ -24,7 +24,6 @@ __all__ = [
     "ProtocolError",
     "StartEvent",
     "StopEvent",
-    "TransferTarget",
 ]
 
 
@@ -103,25 +102,6 @@ MediaEvent = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TransferTarget:
-    """Where to hand the caller: exactly one of a phone number or an extension."""
-
-    phone_number: str | None = None
-    extension_number: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.phone_number is None) == (self.extension_number is None):
-            raise ValueError("TransferTarget needs exactly one of phone_number or extension_number")
-
-    def as_wire(self) -> dict[str, str]:
-        """The RingCentral-style target object (``phoneNumber`` or ``extensionNumber``)."""
-        if self.phone_number is not None:
-            return {"phoneNumber": self.phone_number}
-        assert self.extension_number is not None
-        return {"extensionNumber": self.extension_number}
-
-
 class MediaProtocol(Protocol):
     """One gateway wire protocol, as a pure codec. One instance per call.
 
@@ -157,8 +137,12 @@ class MediaProtocol(Protocol):
         """Barge-in: tell the gateway to drop all queued bot audio now."""
         ...
 
-    def format_transfer(self, target: TransferTarget) -> str | None:
-        """Ask the gateway to hand the caller to a human, if the protocol can."""
+    def format_transfer(self, target: Mapping[str, str]) -> str | None:
+        """Ask the gateway to hand the caller to a human, if the protocol can.
+
+        ``target`` is the RingCentral-style target object: ``{"phoneNumber": ...}`` or
+        ``{"extensionNumber": ...}`` (``TransferTarget.as_wire()`` in `ai_pipeline`).
+        """
         ...
 
     def format_hangup(self, reason: str) -> str | None:

@@ -27,7 +27,6 @@ from realtime_voice.protocols.base import (
     ProtocolError,
     StartEvent,
     StopEvent,
-    TransferTarget,
 )
 
 __all__ = ["DTMF_DIGITS", "RingCentralBridgeProtocol", "coerce_parameters", "load_json_object"]
@@ -224,9 +223,9 @@ class RingCentralBridgeProtocol:
         """``{"type":"clear"}``: barge-in, drop all queued bot audio now."""
         return _CLEAR
 
-    def format_transfer(self, target: TransferTarget) -> str:
+    def format_transfer(self, target: Mapping[str, str]) -> str:
         """``{"type":"transfer","target":{"phoneNumber"|"extensionNumber":...}}``."""
-        return _dumps({"type": "transfer", "target": target.as_wire()})
+        return _dumps({"type": "transfer", "target": dict(target)})
 
     def format_hangup(self, reason: str) -> str:
         """``{"type":"hangup","reason":...}``: end the call after its last words played."""

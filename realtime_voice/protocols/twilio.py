@@ -34,7 +34,6 @@ from realtime_voice.protocols.base import (
     ProtocolError,
     StartEvent,
     StopEvent,
-    TransferTarget,
 )
 from realtime_voice.protocols.ringcentral_bridge import (
     DTMF_DIGITS,
@@ -255,7 +254,7 @@ class TwilioMediaStreamsProtocol:
         assert self._clear is not None
         return self._clear
 
-    def format_transfer(self, target: TransferTarget) -> str | None:
+    def format_transfer(self, target: Mapping[str, str]) -> str | None:
         """Twilio has no transfer message: the server closes the stream (see module doc)."""
         return None
 

@@ -6,12 +6,11 @@ bridge and the offline engines are interchangeable).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
+from realtime_voice.audio.format import PCM16
 
 __all__ = [
     "PCM16",
@@ -20,16 +19,27 @@ __all__ = [
     "SpeechStarted",
     "SpeechToText",
     "SttError",
+    "TextSplitter",
     "TextToSpeech",
     "TranscriptResult",
     "TtsError",
     "UtteranceEnd",
     "WireAudioSink",
     "Word",
+    "whole_text",
 ]
 
-PCM16 = npt.NDArray[np.int16]
-"""Mono signed 16-bit samples."""
+TextSplitter = Callable[[str], list[str]]
+"""Cuts a line into the pieces a synthesiser speaks one at a time (sentences, clauses).
+
+Sentence splitting is language work and lives in `ai_pipeline.text_split`; the wiring
+hands its ``split_sentences`` to the synthesisers, so providers import nothing above them.
+"""
+
+
+def whole_text(text: str) -> list[str]:
+    """The `TextSplitter` that keeps a line whole (nothing to say when it is blank)."""
+    return [text] if text.strip() else []
 
 
 class SttError(Exception):

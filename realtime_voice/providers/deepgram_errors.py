@@ -71,7 +71,7 @@ class DeepgramTtsError(TtsError):
     Attributes:
         retryable: another attempt could help (network, 429, 5xx).
         status: the HTTP status, when the server answered.
-        completed_pieces: sentences (of `split_sentences`) fully delivered before the
+        completed_pieces: pieces (of the synthesiser's ``split_text``) fully delivered before the
             failure, when it interrupted an utterance; None when not known.
     """
 

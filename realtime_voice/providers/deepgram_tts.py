@@ -2,10 +2,10 @@
 
 For a mu-law 8 kHz call every request asks for ``encoding=mulaw&sample_rate=8000&
 container=none``, so Aura's bytes go to the caller untouched (A-law likewise; PCM16 as
-``linear16``). The text is split into sentences like the offline TTS, one request per
-sentence: the first audio leaves after the first sentence, and the next sentence is
-requested as soon as the current one has fully arrived (never more than one ahead, so
-memory stays within two sentences of audio).
+``linear16``). The text is split into sentences like the offline TTS (by the injected
+``split_text``), one request per sentence: the first audio leaves after the first
+sentence, and the next sentence is requested as soon as the current one has fully
+arrived (never more than one ahead, so memory stays within two sentences of audio).
 
 This uses the SDK's asyncio client (REST only) rather than the sync one in a thread:
 the response body is an async iterator on the call's own loop, so the TCP stream is the
@@ -31,8 +31,8 @@ from deepgram import AsyncDeepgramClient
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
+from realtime_voice.providers.base import TextSplitter, whole_text
 from realtime_voice.providers.deepgram_errors import DeepgramTtsError, tts_error
-from realtime_voice.providers.text_split import split_sentences
 
 __all__ = ["AURA_ENCODINGS", "DeepgramTextToSpeech"]
 
@@ -74,6 +74,8 @@ class DeepgramTextToSpeech:
         attempts: tries per sentence before its first byte (1 = no retry).
         first_byte_timeout_s: longest wait for a sentence's first byte per attempt (a
             stalled request fails fast, so the fallback can speak instead).
+        split_text: cuts a line into the pieces requested one by one; default: the line
+            whole. The server passes `ai_pipeline.text_split.split_sentences`.
 
     Raises:
         ValueError: stereo formats or a bad attempt count.
@@ -87,12 +89,14 @@ class DeepgramTextToSpeech:
         model: str = "aura-2-thalia-en",
         attempts: int = 2,
         first_byte_timeout_s: float = 3.0,
+        split_text: TextSplitter = whole_text,
     ) -> None:
         if audio_format.channels != 1:
             raise ValueError("Aura speaks mono; pass the call's mono format")
         if attempts < 1 or first_byte_timeout_s <= 0:
             raise ValueError("attempts must be ≥ 1 and first_byte_timeout_s positive")
         self.audio_format = audio_format
+        self._split_text = split_text
         self._client = client
         self._model = model
         self._attempts = attempts
@@ -111,9 +115,9 @@ class DeepgramTextToSpeech:
 
         Raises:
             DeepgramTtsError: a request failed; ``completed_pieces`` says how many
-                sentences of `split_sentences` were fully delivered before it.
+                pieces of ``split_text`` were fully delivered before it.
         """
-        pieces = split_sentences(text)
+        pieces = self._split_text(text)
         fetches: list[_Fetch] = []
         try:
             for index in range(len(pieces)):

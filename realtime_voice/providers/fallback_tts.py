@@ -15,8 +15,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
-from realtime_voice.providers.base import TextToSpeech, TtsError
-from realtime_voice.providers.text_split import split_sentences
+from realtime_voice.providers.base import TextSplitter, TextToSpeech, TtsError, whole_text
 
 __all__ = ["FallbackTextToSpeech"]
 
@@ -31,6 +30,8 @@ class FallbackTextToSpeech:
         fallback: the one that takes over (e.g. `LocalTextToSpeech`), same wire format.
         cooldown_s: after a primary failure, use the fallback alone this long.
         clock: monotonic clock (injectable for tests).
+        split_text: the primary's `TextSplitter`, so "pieces completed" counts the same
+            pieces here.
     """
 
     def __init__(
@@ -40,7 +41,9 @@ class FallbackTextToSpeech:
         *,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        split_text: TextSplitter = whole_text,
     ) -> None:
+        self._split_text = split_text
         self.primary = primary
         self.fallback = fallback
         self._cooldown_s = cooldown_s
@@ -71,7 +74,7 @@ class FallbackTextToSpeech:
                 if not sent:
                     log.warning("primary TTS failed before any audio (%s): fallback speaks", exc)
                 elif done is not None:
-                    remaining = " ".join(split_sentences(text)[done:])
+                    remaining = " ".join(self._split_text(text)[done:])
                     log.warning(
                         "primary TTS failed after %d sentence(s) (%s): fallback speaks the rest",
                         done,

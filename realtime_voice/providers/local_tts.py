@@ -32,9 +32,8 @@ import numpy as np
 
 from realtime_voice.audio import codec
 from realtime_voice.audio.format import AudioFormat
-from realtime_voice.providers.base import PCM16, TextToSpeech, TtsError
+from realtime_voice.providers.base import PCM16, TextSplitter, TextToSpeech, TtsError, whole_text
 from realtime_voice.providers.pools import shared_pool
-from realtime_voice.providers.text_split import split_sentences
 
 __all__ = [
     "EspeakSynthesizer",
@@ -58,6 +57,7 @@ _RESAMPLE_QUALITY = "MQ"
 # Sentences synthesized but not yet taken by the consumer. Two keep the next sentence
 # ready while the current one plays, and bound the audio held per utterance.
 _LOOKAHEAD_PIECES = 2
+
 
 def _default_executor() -> concurrent.futures.Executor:
     """The process-wide synthesis pool."""
@@ -431,6 +431,9 @@ class LocalTextToSpeech:
         synthesizer: default: `default_synthesizer`, resolved in a worker thread on
             first use (piper takes ~2 s to load the first time in a process).
         executor: where synthesis runs; default: a shared two-thread pool.
+        split_text: cuts a line into the pieces synthesised one by one (the first is
+            heard while the next is made); default: the line whole. The server passes
+            `ai_pipeline.text_split.split_sentences`.
     """
 
     def __init__(
@@ -439,8 +442,10 @@ class LocalTextToSpeech:
         synthesizer: SpeechSynthesizer | None = None,
         *,
         executor: concurrent.futures.Executor | None = None,
+        split_text: TextSplitter = whole_text,
     ) -> None:
         self.audio_format = audio_format
+        self._split_text = split_text
         self._synth = synthesizer
         self._synth_lock = threading.Lock()
         self._executor = executor if executor is not None else _default_executor()
@@ -461,7 +466,7 @@ class LocalTextToSpeech:
         Raises:
             TtsError: no synthesizer is available or synthesis failed.
         """
-        pieces = split_sentences(text)
+        pieces = self._split_text(text)
         if not pieces:
             return
         utterance = _Utterance(self, pieces, asyncio.get_running_loop())

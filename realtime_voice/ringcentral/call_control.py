@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import TransferTarget
 from realtime_voice.ringcentral.client import RingCentralClient
 
 __all__ = ["SESSIONS_PATH", "CallControlClient", "CallTarget"]

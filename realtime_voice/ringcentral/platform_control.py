@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import TransferTarget
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.errors import RingCentralError
 from webhooks.ringcentral import RingCentralWebhook

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import TransferTarget
 
 __all__ = ["PlatformCallControl"]
 

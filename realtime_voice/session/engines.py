@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ai_pipeline.customers import InMemoryCustomerDirectory
-from ai_pipeline.responder import Responder
+from ai_pipeline.responder import Responder, TransferTarget
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings, SettingsError
-from realtime_voice.protocols.base import TransferTarget
 from realtime_voice.providers.base import SpeechToText, TextToSpeech
 from realtime_voice.providers.deepgram_health import DeepgramHealth
 from realtime_voice.providers.line_cache import LineCache
@@ -116,7 +116,7 @@ def build_engines(settings: Settings) -> SpeechEngines:
         )
 
     def make_local_tts(fmt: AudioFormat, voice: str | None = None) -> TextToSpeech:
-        return LocalTextToSpeech(fmt, synthesizer)
+        return LocalTextToSpeech(fmt, synthesizer, split_text=split_sentences)
 
     customers = InMemoryCustomerDirectory()
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -187,7 +187,9 @@ def _add_deepgram(engines: SpeechEngines, settings: Settings, stt: bool, tts: bo
             elif voice:
                 log.warning("voice %r is not an Aura model name: using %s", voice, model)
             return FallbackTextToSpeech(
-                DeepgramTextToSpeech(fmt, handle.client, model=model), local_tts(fmt)
+                DeepgramTextToSpeech(fmt, handle.client, model=model, split_text=split_sentences),
+                local_tts(fmt),
+                split_text=split_sentences,
             )
 
         engines.make_tts = make_tts

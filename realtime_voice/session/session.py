@@ -27,7 +27,7 @@ from ai_pipeline.responder import (
 )
 from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.processor import AudioProcessor
-from realtime_voice.call_meter import BILLED_PROVIDERS, CallMeter, Prices, call_meter_var
+from realtime_voice.call_meter import BILLED_PROVIDERS, CallMeter, Prices
 from realtime_voice.config import Settings
 from realtime_voice.log import call_id_var, log_transcript, session_id_var
 from realtime_voice.protocols.base import (
@@ -195,6 +195,8 @@ class CallSession:
         self._observer = observer
         self.meter = CallMeter(clock)
         self.meter.on_error = self._count_error
+        # The responder hands it to the chat model: its requests are charged to this call.
+        self.context.usage = self.meter
         self._prices = Prices.from_settings(settings)
         self._tts_billed = engines.tts_name in BILLED_PROVIDERS
         self._stt_billed = False
@@ -775,8 +777,6 @@ class CallSession:
         self, items: AsyncIterator[SayText | TransferAction | HangupAction], mark: str
     ) -> None:
         """Say each text as it arrives, then carry out a trailing transfer/hang-up."""
-        # This task's chat model requests are charged to this call (see `CallMeter`).
-        call_meter_var.set(self.meter)
         utterance = _Utterance(
             mark=mark, start_frame=self._pacer.stats.frames_sent + self._pacer_pending_frames()
         )
@@ -931,7 +931,7 @@ class CallSession:
                 self._observer.transfer()
             if self._platform is not None:
                 self._run_platform(self._platform.transfer(self.call_id, action.target))
-            frame = self.protocol.format_transfer(action.target)
+            frame = self.protocol.format_transfer(action.target.as_wire())
             if frame is not None:
                 await self._send(frame)
             self.request_end("transferred")

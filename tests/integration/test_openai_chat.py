@@ -11,7 +11,6 @@ import pytest
 
 from ai_pipeline.llm import ChatMessage, LlmError, TextDelta, ToolCall, ToolSpec
 from ai_pipeline.openai_chat import PLACEHOLDER_API_KEY, ChatUsage, OpenAIChatModel
-from realtime_voice.log import call_id_var
 from realtime_voice.testing.openai_sim import (
     ALWAYS,
     Faults,
@@ -367,12 +366,9 @@ async def test_usage_is_reported_per_request_with_the_call_id(sim: OpenAISimulat
     seen: list[ChatUsage] = []
     model = make_model(sim, on_usage=seen.append)
     sim.script(HELLO, "Bye.")
-    token = call_id_var.set("call-42")
-    try:
-        await collect(model)
-        await collect(model)
-    finally:
-        call_id_var.reset(token)
+    for _ in range(2):
+        async for _item in model.stream(MESSAGES, call_id="call-42"):
+            pass
     await model.aclose()
     assert [u.completion_tokens for u in seen] == [
         len(split_tokens(HELLO)),

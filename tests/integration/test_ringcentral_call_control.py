@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from ai_pipeline.responder import TransferTarget
 from realtime_voice.config import Settings
-from realtime_voice.protocols.base import TransferTarget
 from realtime_voice.ringcentral import (
     CallControlClient,
     CallTarget,
@@ -100,7 +100,8 @@ async def test_transfer_request_path_body_and_bearer(
     assert call.status == 200
     assert party["id"] == PARTY
     assert (sim.party(TSID, PARTY).status, sim.party(TSID, PARTY).reason) == (
-        "Disconnected", "BlindTransfer"
+        "Disconnected",
+        "BlindTransfer",
     )
 
 
@@ -348,7 +349,8 @@ async def test_a_server_that_never_answers_times_out() -> None:
     creds = RingCentralCredentials(f"http://127.0.0.1:{port}", "id", "secret", "jwt")
     try:
         async with RingCentralClient(
-            creds, retry=RetryPolicy(attempts=2, initial_wait_s=0.0),
+            creds,
+            retry=RetryPolicy(attempts=2, initial_wait_s=0.0),
             deadlines=aiohttp.ClientTimeout(total=0.2),
         ) as rc:
             with pytest.raises(RingCentralConnectionError, match="timed out"):
@@ -367,8 +369,12 @@ def test_credentials_from_settings_name_every_missing_variable() -> None:
     with pytest.raises(RingCentralConfigError, match="RC_CLIENT_SECRET, RC_JWT_TOKEN"):
         RingCentralCredentials.from_settings(Settings(rc_client_id="id"))
     creds = RingCentralCredentials.from_settings(
-        Settings(rc_server_url="https://rc.example/", rc_client_id="id",
-                 rc_client_secret="s3cret", rc_jwt_token="jwt-value")
+        Settings(
+            rc_server_url="https://rc.example/",
+            rc_client_id="id",
+            rc_client_secret="s3cret",
+            rc_jwt_token="jwt-value",
+        )
     )
     assert creds.server_url == "https://rc.example"
     assert "s3cret" not in repr(creds) and "jwt-value" not in repr(creds)

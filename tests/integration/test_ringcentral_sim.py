@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import TransferTarget
 from realtime_voice.ringcentral import (
     CallControlClient,
     RetryPolicy,
@@ -126,11 +126,21 @@ async def test_deleted_subscriptions_receive_nothing(stack: Stack) -> None:
 
 async def test_simulate_command_runs_until_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import sys; from realtime_voice.cli import main; sys.exit(main())",
-        "simulate", "ringcentral", "--port", "0", "--client-id", "cli-id",
-        "--client-secret", "cli-secret", "--jwt", "cli-jwt",
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        "simulate",
+        "ringcentral",
+        "--port",
+        "0",
+        "--client-id",
+        "cli-id",
+        "--client-secret",
+        "cli-secret",
+        "--jwt",
+        "cli-jwt",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
     try:
@@ -138,12 +148,17 @@ async def test_simulate_command_runs_until_sigterm() -> None:
         assert first.startswith("RingCentral simulator on http://127.0.0.1:")
         url = first.split(" on ", 1)[1].strip()
         basic = base64.b64encode(b"cli-id:cli-secret").decode()
-        async with aiohttp.ClientSession() as http, http.post(
-            url + "/restapi/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                  "assertion": "cli-jwt"},
-            headers={"Authorization": f"Basic {basic}"},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                url + "/restapi/oauth/token",
+                data={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "assertion": "cli-jwt",
+                },
+                headers={"Authorization": f"Basic {basic}"},
+            ) as resp,
+        ):
             assert resp.status == 200
             assert (await resp.json())["token_type"] == "bearer"
     finally:

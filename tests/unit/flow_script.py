@@ -16,7 +16,7 @@ from ai_pipeline.responder import (
     TransferAction,
     UserTurn,
 )
-from realtime_voice.providers.text_split import split_sentences
+from ai_pipeline.text_split import split_sentences
 
 NOW = dt.datetime(2025, 6, 11, 14, 0, tzinfo=dt.UTC)
 """A Wednesday (in New York and in Kolkata alike)."""

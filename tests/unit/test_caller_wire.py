@@ -14,7 +14,6 @@ from realtime_voice.protocols.base import (
     MarkEvent,
     StartEvent,
     StopEvent,
-    TransferTarget,
 )
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
@@ -109,7 +108,7 @@ def test_ringcentral_parses_what_the_server_codec_sends() -> None:
     assert gateway.parse(server.format_audio(FRAME)) == BotAudio(FRAME)
     assert gateway.parse(server.format_mark("greeting_done")) == BotMark("greeting_done")
     assert gateway.parse(server.format_clear()) == BotClear()
-    transfer = server.format_transfer(TransferTarget(extension_number="104"))
+    transfer = server.format_transfer({"extensionNumber": "104"})
     assert transfer is not None
     assert gateway.parse(transfer) == BotTransfer({"extensionNumber": "104"})
     hangup = server.format_hangup("completed")

@@ -10,9 +10,23 @@ import pytest
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
 from ai_pipeline.flow_schema import load_flows
-from ai_pipeline.llm import ChatMessage, ChatModel, LlmError, TextDelta, ToolCall, ToolSpec
-from ai_pipeline.responder import HangupAction, HistoryEntry, SayText, TransferAction, UserTurn
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.llm import (
+    ChatMessage,
+    ChatModel,
+    LlmError,
+    LlmUsageMeter,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+)
+from ai_pipeline.responder import (
+    HangupAction,
+    HistoryEntry,
+    SayText,
+    TransferAction,
+    TransferTarget,
+    UserTurn,
+)
 from tests.unit.flow_script import Call, fixed_clock
 
 MANAGER = TransferTarget(phone_number="+15555550199")
@@ -41,7 +55,12 @@ class FakeModel:
         self.closed = 0
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        *,
+        meter: LlmUsageMeter | None = None,
+        call_id: str = "",
     ) -> AsyncGenerator[Event, None]:
         self.requests.append((list(messages), list(tools)))
         try:

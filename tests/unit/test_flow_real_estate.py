@@ -7,8 +7,7 @@ import pytest
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
 from ai_pipeline.flow_schema import load_flows
-from ai_pipeline.responder import HangupAction, TransferAction
-from realtime_voice.protocols.base import TransferTarget
+from ai_pipeline.responder import HangupAction, TransferAction, TransferTarget
 from tests.unit.flow_script import Call, fixed_clock
 
 ADVISOR = TransferTarget(phone_number="+919800000000")

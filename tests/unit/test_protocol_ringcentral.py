@@ -16,7 +16,6 @@ from realtime_voice.protocols.base import (
     ProtocolError,
     StartEvent,
     StopEvent,
-    TransferTarget,
 )
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 
@@ -215,11 +214,11 @@ def test_outbound_control_messages_exact(proto: RingCentralBridgeProtocol) -> No
     assert proto.format_mark("greeting_done") == '{"type":"mark","name":"greeting_done"}'
     assert proto.format_clear() == '{"type":"clear"}'
     assert (
-        proto.format_transfer(TransferTarget(phone_number="+15555550100"))
+        proto.format_transfer({"phoneNumber": "+15555550100"})
         == '{"type":"transfer","target":{"phoneNumber":"+15555550100"}}'
     )
     assert (
-        proto.format_transfer(TransferTarget(extension_number="104"))
+        proto.format_transfer({"extensionNumber": "104"})
         == '{"type":"transfer","target":{"extensionNumber":"104"}}'
     )
     assert proto.format_hangup("completed") == '{"type":"hangup","reason":"completed"}'

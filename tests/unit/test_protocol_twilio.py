@@ -18,7 +18,6 @@ from realtime_voice.protocols.base import (
     ProtocolError,
     StartEvent,
     StopEvent,
-    TransferTarget,
 )
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
 
@@ -310,7 +309,7 @@ def test_mark_round_trips_through_twilio_echo(proto: TwilioMediaStreamsProtocol)
 
 
 def test_no_transfer_hangup_or_error_messages(proto: TwilioMediaStreamsProtocol) -> None:
-    assert proto.format_transfer(TransferTarget(phone_number="+15555550100")) is None
+    assert proto.format_transfer({"phoneNumber": "+15555550100"}) is None
     assert proto.format_hangup("completed") is None
     assert proto.format_error("bad_message", "nope") is None
 

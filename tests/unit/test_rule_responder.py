@@ -13,10 +13,10 @@ from ai_pipeline.responder import (
     ResponseItem,
     SayText,
     TransferAction,
+    TransferTarget,
     UserTurn,
 )
 from ai_pipeline.rule_responder import DEFAULT_TRANSFER_TARGET, RuleBasedResponder, normalize
-from realtime_voice.protocols.base import TransferTarget
 
 HOURS = "We're open every day from noon to 11 PM."
 MANAGER = TransferTarget(extension_number="104")

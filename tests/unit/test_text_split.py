@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_voice.providers.text_split import SentenceSplitter, split_sentences
+from ai_pipeline.text_split import SentenceSplitter, split_sentences
 
 
 @pytest.mark.parametrize(
