@@ -57,7 +57,7 @@ _ENCODED_PLUS = re.compile(r"%2[Bb](?=\d)")
 _PHONE = re.compile(
     r"(?<![\w+\-.])(?:\+\d(?:[ \-()]{0,2}\d){7,14}|\d(?:[ \-()]{0,2}\d){9,14})(?![\w\-])"
 )
-# The stream token format (webhooks/tokens.py): expiry.nonce.signature.
+# The stream token format (realtime_voice/security/tokens.py): expiry.nonce.signature.
 _STREAM_TOKEN = re.compile(r"\b\d{9,11}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{20,}")
 # name=value, name: value, "name": "value", headers with an auth scheme.
 _CREDENTIAL = re.compile(

@@ -13,13 +13,13 @@ from aiohttp import web
 
 from realtime_voice.health import HealthReporter
 from realtime_voice.metrics import VoiceMetrics
-from realtime_voice.server.rate_limit import AddressRateLimiter
+from realtime_voice.security.rate_limit import AddressRateLimiter
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.inbound import InboundCallHandler
 from webhooks.metrics_route import add_metrics_route, request_counter
 from webhooks.rate_limit import rate_limit_middleware
 from webhooks.ringcentral import RingCentralWebhook, add_ringcentral_routes
-from webhooks.tokens import StreamTokenIssuer
 from webhooks.twilio_answer import TwilioAnswerHandler, add_twilio_routes
 
 __all__ = ["build_http_app"]

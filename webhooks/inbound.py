@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
 from webhooks.body import read_body
-from webhooks.tokens import StreamTokenIssuer
 
 __all__ = ["InboundCallHandler"]
 

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from realtime_voice.server.rate_limit import AddressRateLimiter, client_address
+from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
 
 __all__ = ["UNLIMITED_PATHS", "rate_limit_middleware"]
 

@@ -11,36 +11,30 @@ the ``start`` message's ``callSid``). The call is held as ringing in the
 numbers; at capacity or while draining the answer is ``<Reject reason="busy"/>``.
 
 When ``TWILIO_AUTH_TOKEN`` is set, ``X-Twilio-Signature`` must be Twilio's signature of
-the request: base64 HMAC-SHA1, keyed with the auth token, over the full URL Twilio
-requested followed by every POST parameter's name and value, sorted by name. Behind a
-TLS-terminating proxy the URL we see is not the one Twilio signed, so the public base
-URL (``VOICE_PUBLIC_HTTP_URL``) is used when configured.
+the request (`realtime_voice.security.twilio_signature`). Behind a TLS-terminating
+proxy the URL we see is not the one Twilio signed, so the public base URL
+(``VOICE_PUBLIC_HTTP_URL``) is used when configured.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.security.tokens import StreamTokenIssuer
+from realtime_voice.security.twilio_signature import verify_twilio_signature
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
-from webhooks.tokens import StreamTokenIssuer
 
 __all__ = [
     "TWILIO_INCOMING_PATH",
     "TWILIO_STREAM_PATH",
     "TwilioAnswerHandler",
     "add_twilio_routes",
-    "twilio_signature",
-    "verify_twilio_signature",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,57 +43,6 @@ TWILIO_INCOMING_PATH = "/api/voice/twilio/incoming"
 TWILIO_STREAM_PATH = "/api/voice/twilio/ws"
 MAX_BODY_BYTES = 64 * 1024
 _TWIML_TYPE = "text/xml"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
-    """Twilio's request signature.
-
-    Args:
-        auth_token: the account's auth token (the HMAC key).
-        url: the full URL Twilio requested, query string included.
-        params: the POST form parameters (name, value); repeated names are allowed.
-
-    Returns:
-        base64 of HMAC-SHA1 over the URL followed by each name and value, sorted.
-    """
-    # Sorting whole pairs orders repeated names by value, a stable choice either way.
-    data = url + "".join(name + value for name, value in sorted(params))
-    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def verify_twilio_signature(
-    auth_token: str, url: str, params: Iterable[tuple[str, str]], signature: str
-) -> bool:
-    """Whether ``signature`` is Twilio's signature of this request.
-
-    The URL is tried as given and with its default port added or removed, since proxies
-    and Twilio disagree on whether ``:443`` is part of the URL.
-    """
-    pairs = list(params)
-    given = signature.encode()
-    return any(
-        hmac.compare_digest(twilio_signature(auth_token, candidate, pairs).encode(), given)
-        for candidate in _url_variants(url)
-    )
-
-
-def _url_variants(url: str) -> list[str]:
-    parts = urlsplit(url)
-    default = _DEFAULT_PORTS.get(parts.scheme)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.username or default is None:
-        return [url]
-    if parts.port is None:
-        other = parts._replace(netloc=f"{host}:{default}")
-    elif parts.port == default:
-        other = parts._replace(netloc=host)
-    else:
-        return [url]
-    return [url, urlunsplit(other)]
 
 
 class TwilioAnswerHandler:

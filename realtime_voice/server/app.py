@@ -18,8 +18,9 @@ from realtime_voice.metrics import VoiceMetrics
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.client import RingCentralClient
 from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
+from realtime_voice.security.rate_limit import AddressRateLimiter
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.media import MediaServer
-from realtime_voice.server.rate_limit import AddressRateLimiter
 from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
@@ -27,7 +28,6 @@ from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
-from webhooks.tokens import StreamTokenIssuer
 from webhooks.tts_test import add_tts_test_route
 from webhooks.twilio_answer import TwilioAnswerHandler
 

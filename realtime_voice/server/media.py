@@ -30,15 +30,15 @@ from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolErr
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
 from realtime_voice.providers.base import SttError
-from realtime_voice.server.rate_limit import AddressRateLimiter, client_address
+from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
+from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
+from realtime_voice.security.twilio_signature import verify_twilio_signature
 from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
 from realtime_voice.session.session import CallSession
 from realtime_voice.storage.journal import RecordSink
-from webhooks.tokens import StreamTokenIssuer, TokenError
-from webhooks.twilio_answer import verify_twilio_signature
 
 __all__ = ["BRIDGE_PATH", "HEALTH_PATH", "TWILIO_PATH", "MediaServer"]
 

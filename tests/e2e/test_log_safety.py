@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from realtime_voice.security.twilio_signature import twilio_signature
 from realtime_voice.server.app import VoiceServer
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.deepgram_sim import DeepgramSimulator, SimFaults
@@ -28,7 +29,6 @@ from realtime_voice.testing.deepgram_sim_scripted import ScriptedSpeech
 from realtime_voice.testing.openai_sim import OpenAISimulator
 from realtime_voice.testing.ringcentral_notify import post_notification, telephony_notification
 from tests.e2e.process_helpers import ServeProcess, free_ports, serve_env
-from webhooks.twilio_answer import twilio_signature
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime_voice.security.twilio_signature import twilio_signature
 from realtime_voice.server.app import VoiceServer
-from webhooks.twilio_answer import twilio_signature
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.app import VoiceServer
-from webhooks.tokens import StreamTokenIssuer
 
 pytestmark = pytest.mark.e2e
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from yarl import URL
 
 from realtime_voice.health import HealthReporter
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage.database import make_engine
 from realtime_voice.storage.migrate import upgrade_database
@@ -39,7 +40,6 @@ from tests.fuzz.test_fuzz_protocols import JSON_VALUE, NASTY_TEXT_FRAMES, ODD_TE
 from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
 from webhooks.ringcentral import WEBHOOK_PATH, MemoryCallEventSink, RingCentralWebhook
-from webhooks.tokens import StreamTokenIssuer
 from webhooks.twilio_answer import TWILIO_INCOMING_PATH, TwilioAnswerHandler
 
 RC_TOKEN = "3b1f0c9e8d6a4f21a7c55e0d2b9c4e11"

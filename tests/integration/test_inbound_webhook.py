@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from realtime_voice.health import HealthReporter
+from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.app import build_http_app
-from webhooks.tokens import StreamTokenIssuer
 
 
 class _Engines:

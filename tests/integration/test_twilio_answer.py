@@ -12,15 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
+from realtime_voice.security.twilio_signature import twilio_signature, verify_twilio_signature
 from realtime_voice.session.manager import CallSessionManager
-from webhooks.tokens import StreamTokenIssuer, TokenError
-from webhooks.twilio_answer import (
-    TWILIO_INCOMING_PATH,
-    TwilioAnswerHandler,
-    add_twilio_routes,
-    twilio_signature,
-    verify_twilio_signature,
-)
+from webhooks.twilio_answer import TWILIO_INCOMING_PATH, TwilioAnswerHandler, add_twilio_routes
 
 AUTH_TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 CALL_SID = "CA5a4f1b2c3d4e5f60718293a4b5c6d7e8"

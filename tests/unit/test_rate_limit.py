@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from realtime_voice.config import Settings
-from realtime_voice.server.rate_limit import AddressRateLimiter, Refusal, client_address
+from realtime_voice.security.rate_limit import AddressRateLimiter, Refusal, client_address
 
 
 class Clock:

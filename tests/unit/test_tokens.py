@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhooks.tokens import StreamTokenIssuer, TokenError
+from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
 
 
 class Clock:
