@@ -18,7 +18,6 @@ a 503. With an API token configured, requests need ``Authorization: Bearer <toke
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.state import CallState
 from realtime_voice.storage.queries import (
     MAX_PAGE_SIZE,
@@ -161,13 +161,12 @@ def add_calls_routes(
         store: the read side of the call database.
         api_token: when set, requests must carry ``Authorization: Bearer <api_token>``.
     """
-    expected = f"Bearer {api_token}".encode() if api_token else None
+    expected = f"Bearer {api_token}" if api_token else None
 
     def authorised(request: web.Request) -> bool:
         if expected is None:
             return True
-        given = request.headers.get("Authorization", "").encode()
-        return hmac.compare_digest(given, expected)
+        return secret_matches(request.headers.get("Authorization", ""), expected)
 
     async def list_calls(request: web.Request) -> web.StreamResponse:
         if not authorised(request):

@@ -6,7 +6,6 @@ wrong ``Verification-Token``; 503 at capacity.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import uuid
@@ -17,6 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
 from webhooks.body import read_body
@@ -82,7 +82,7 @@ class InboundCallHandler:
         """Handle one webhook request."""
         if self._verification_token is not None:
             given = request.headers.get("Verification-Token", "")
-            if not hmac.compare_digest(given.encode(), self._verification_token.encode()):
+            if not secret_matches(given, self._verification_token):
                 log.warning("inbound webhook refused: wrong or missing Verification-Token")
                 return _error(401, "missing or wrong Verification-Token header")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:

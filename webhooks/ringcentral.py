@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections import OrderedDict, deque
@@ -27,6 +26,7 @@ from typing import Protocol
 from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.body import read_body
 from webhooks.ringcentral_events import (
@@ -226,7 +226,7 @@ class RingCentralWebhook:
         max_legs: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._token = verification_token.encode() if verification_token else None
+        self._token = verification_token or None
         self._sink = sink
         self._manager = manager
         self._seen = SeenSet(ttl_s=dedupe_ttl_s, max_items=dedupe_max, clock=clock)
@@ -318,9 +318,7 @@ class RingCentralWebhook:
         # Validation-Token while the API schema says Verification-Token
         # (RINGCENTRAL.md §1.3): accept either, preferring the documented one.
         given = request.headers.get("Verification-Token", validation)
-        if self._token is None or given is None or not hmac.compare_digest(
-            given.encode(), self._token
-        ):
+        if self._token is None or not secret_matches(given, self._token):
             self.stats.unauthorized += 1
             log.warning("ringcentral notification refused: wrong or missing Verification-Token")
             return _error(401, "missing or wrong Verification-Token header")
