@@ -26,6 +26,7 @@ from typing import Protocol
 from aiohttp import web
 
 from realtime_voice.log import call_id_var, mask_phone
+from realtime_voice.ringcentral.legs import TelephonyLeg
 from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.body import read_body
@@ -45,7 +46,6 @@ __all__ = [
     "MemoryCallEventSink",
     "RecordedCallEvent",
     "RingCentralWebhook",
-    "TelephonyLeg",
     "WebhookStats",
     "add_ringcentral_routes",
     "session_end_reason",
@@ -132,31 +132,6 @@ class MemoryCallEventSink:
     def _add(self, record: RecordedCallEvent) -> None:
         self.events.append(record)
         self.states[record.event.telephony_session_id] = record.kind
-
-
-@dataclass
-class TelephonyLeg:
-    """What the webhook last learnt about one telephony session (for Call Control).
-
-    Attributes:
-        telephony_session_id: Call Control's session id.
-        party_id: Call Control's party id.
-        status_code: the party's last applied status code.
-        direction: ``Inbound`` or ``Outbound``.
-        from_number: caller number.
-        to_number: dialled number.
-        sequence: the last applied sequence.
-        reason: end reason, once ended.
-    """
-
-    telephony_session_id: str
-    party_id: str
-    status_code: str
-    direction: str
-    from_number: str
-    to_number: str
-    sequence: int
-    reason: str | None = None
 
 
 def session_end_reason(rc_reason: str) -> str:

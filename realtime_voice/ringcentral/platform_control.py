@@ -7,7 +7,7 @@ import logging
 from ai_pipeline.responder import TransferTarget
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.errors import RingCentralError
-from webhooks.ringcentral import RingCentralWebhook
+from realtime_voice.ringcentral.legs import TelephonyLegs
 
 __all__ = ["RingCentralPlatformControl"]
 
@@ -18,17 +18,18 @@ class RingCentralPlatformControl:
     """RingCentral Call Control for calls the notifications webhook has seen.
 
     Args:
-        webhook: knows the telephony session and party of each call.
+        legs: knows the telephony session and party of each call (the notifications
+            webhook).
         client: the Call Control client (one per process).
     """
 
-    def __init__(self, webhook: RingCentralWebhook, client: CallControlClient) -> None:
-        self._webhook = webhook
+    def __init__(self, legs: TelephonyLegs, client: CallControlClient) -> None:
+        self._legs = legs
         self._client = client
 
     async def transfer(self, call_id: str, target: TransferTarget) -> bool:
         """Blind transfer when answered; forward while still ringing."""
-        leg = self._webhook.leg_for_call(call_id)
+        leg = self._legs.leg_for_call(call_id)
         if leg is None:
             return False
         try:
@@ -44,7 +45,7 @@ class RingCentralPlatformControl:
 
     async def hangup(self, call_id: str) -> bool:
         """Drop our party."""
-        leg = self._webhook.leg_for_call(call_id)
+        leg = self._legs.leg_for_call(call_id)
         if leg is None:
             return False
         try:
