@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +39,7 @@ from realtime_voice.storage.queries import (
     call_summary_json,
     decode_cursor,
 )
+from webhooks.errors import json_error
 
 __all__ = ["BadParameterError", "CallsQuery", "add_calls_routes", "parse_calls_query"]
 
@@ -141,14 +141,18 @@ def parse_calls_query(query: Mapping[str, str]) -> CallsQuery:
     )
 
 
-def _json(body: object, status: int = 200) -> web.Response:
-    return web.json_response(
-        body, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str)
-    )
+def _dumps(value: object) -> str:
+    # Text stays readable (no \u escapes); anything else JSON lacks becomes its str().
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return _json({"error": error, "message": message, **extra}, status=status)
+def _json(body: object) -> web.Response:
+    return web.json_response(body, dumps=_dumps)
+
+
+def _error(status: int, code: str, message: str, parameter: str | None = None) -> web.Response:
+    # This API's errors carry a code then a message, and are encoded like its answers.
+    return json_error(status, code, message=message, parameter=parameter, dumps=_dumps)
 
 
 def add_calls_routes(

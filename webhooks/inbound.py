@@ -20,19 +20,13 @@ from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
 from webhooks.body import read_body
+from webhooks.errors import json_error
 
 __all__ = ["InboundCallHandler"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(body, status=status)
 
 
 def _phone(party: Any, field: str) -> str:
@@ -84,41 +78,45 @@ class InboundCallHandler:
             given = request.headers.get("Verification-Token", "")
             if not secret_matches(given, self._verification_token):
                 log.warning("inbound webhook refused: wrong or missing Verification-Token")
-                return _error(401, "missing or wrong Verification-Token header")
+                return json_error(401, "missing or wrong Verification-Token header")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         raw = await read_body(request, MAX_BODY_BYTES)
         if raw is None:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             payload = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             # JSONDecodeError and UnicodeDecodeError are ValueErrors; so are numbers past
             # Python's digit limit. RecursionError: nesting deeper than the parser's stack.
-            return _error(400, f"malformed JSON: {exc}"[:300])
+            return json_error(400, f"malformed JSON: {exc}"[:300])
         if not isinstance(payload, dict):
-            return _error(400, "the request body must be a JSON object")
+            return json_error(400, "the request body must be a JSON object")
         event = payload.get("event", "call.inbound")
         if event != "call.inbound":
-            return _error(400, f"unsupported event {event!r} (expected call.inbound)", "event")
+            return json_error(
+                400, f"unsupported event {event!r} (expected call.inbound)", field="event"
+            )
         body = payload.get("body")
         if not isinstance(body, dict):
-            return _error(400, "missing field body (an object)", "body")
+            return json_error(400, "missing field body (an object)", field="body")
         call_id = body.get("id")
         if not isinstance(call_id, str) or not call_id.strip() or len(call_id) > 128:
-            return _error(400, "missing field body.id (a non-empty string)", "body.id")
+            return json_error(400, "missing field body.id (a non-empty string)", field="body.id")
         try:
             from_number = _phone(body.get("from"), "from")
             to_number = _phone(body.get("to"), "to")
         except ValueError as exc:
-            return _error(400, str(exc), str(exc).split(" ")[0])
+            return json_error(400, str(exc), field=str(exc).split(" ")[0])
         for field, value in (
             ("body.id", call_id),
             ("body.from.phoneNumber", from_number),
             ("body.to.phoneNumber", to_number),
         ):
             if not _encodable(value):
-                return _error(400, f"{field} is not valid Unicode text (lone surrogate)", field)
+                return json_error(
+                    400, f"{field} is not valid Unicode text (lone surrogate)", field=field
+                )
 
         call_id_var.set(call_id)
         existing = self._manager.ringing(call_id)

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
+from webhooks.errors import json_error
 
 __all__ = ["UNLIMITED_PATHS", "rate_limit_middleware"]
 
@@ -52,13 +53,11 @@ def rate_limit_middleware(
                 address,
                 limiter.per_minute,
             )
-        return web.json_response(
-            {
-                "error": "too many requests from this address: "
-                f"limit {limiter.per_minute} per minute, burst {limiter.burst} "
-                "(VOICE_CONNECTIONS_PER_IP_PER_MINUTE)",
-            },
-            status=429,
+        return json_error(
+            429,
+            "too many requests from this address: "
+            f"limit {limiter.per_minute} per minute, burst {limiter.burst} "
+            "(VOICE_CONNECTIONS_PER_IP_PER_MINUTE)",
             headers={"Retry-After": str(refusal.retry_after_s)},
         )
 

@@ -30,6 +30,7 @@ from realtime_voice.ringcentral.legs import TelephonyLeg
 from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.manager import CallSessionManager
 from webhooks.body import read_body
+from webhooks.errors import json_error
 from webhooks.ringcentral_events import (
     ENDED_CODES,
     RINGING_CODES,
@@ -282,10 +283,10 @@ class RingCentralWebhook:
     async def handle(self, request: web.Request) -> web.Response:
         """Handle one POST from RingCentral."""
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         raw = await read_body(request, MAX_BODY_BYTES)
         if raw is None:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         validation = request.headers.get("Validation-Token")
         if validation is not None and _is_handshake(raw):
             return self._handshake(validation)
@@ -296,20 +297,20 @@ class RingCentralWebhook:
         if self._token is None or not secret_matches(given, self._token):
             self.stats.unauthorized += 1
             log.warning("ringcentral notification refused: wrong or missing Verification-Token")
-            return _error(401, "missing or wrong Verification-Token header")
+            return json_error(401, "missing or wrong Verification-Token header")
         try:
             note = parse_notification(raw)
         except NotificationError as exc:
             self.stats.malformed += 1
             log.warning("ringcentral notification refused: %s", exc.message)
-            return _error(400, exc.message, exc.field or None)
+            return json_error(400, exc.message, field=exc.field or None)
         if isinstance(note, OtherNotification):
             self.stats.ignored += 1
             log.info("ringcentral notification ignored: event %s", note.event)
             return web.Response(status=200)
         if len(self._ready) + self._buffer.held >= self._max_queued:
             log.warning("ringcentral notification refused: %d waiting", self._max_queued)
-            return _error(503, "too many notifications waiting; retry later")
+            return json_error(503, "too many notifications waiting; retry later")
         if not self._seen.add(note.uuid):
             self.stats.duplicates += 1
             log.info("duplicate ringcentral notification %s ignored", note.uuid)
@@ -319,7 +320,7 @@ class RingCentralWebhook:
 
     def _handshake(self, token: str) -> web.Response:
         if not token or len(token) > MAX_VALIDATION_TOKEN:
-            return _error(400, f"Validation-Token must be 1-{MAX_VALIDATION_TOKEN} characters")
+            return json_error(400, f"Validation-Token must be 1-{MAX_VALIDATION_TOKEN} characters")
         self.stats.handshakes += 1
         log.info("ringcentral subscription handshake answered")
         # Exactly: 200, the token echoed, a JSON content type, an empty body.
@@ -462,10 +463,3 @@ def _is_handshake(raw: bytes) -> bool:
     """
     stripped = raw.strip()
     return not stripped or b'"uuid"' not in stripped
-
-
-def _error(status: int, message: str, field_name: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": message}
-    if field_name is not None:
-        body["field"] = field_name
-    return web.json_response(body, status=status)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
 from realtime_voice.providers.base import TextToSpeech, TtsError
+from webhooks.errors import json_error
 
 __all__ = ["MAX_TEXT_CHARS", "add_tts_test_route"]
 
@@ -27,21 +28,16 @@ def add_tts_test_route(app: web.Application, make_tts: Callable[..., TextToSpeec
         text = request.query.get("text", "").strip()
         voice = request.query.get("voice") or None
         if not text:
-            return web.json_response(
-                {"error": "missing query parameter text", "parameter": "text"}, status=400
-            )
+            return json_error(400, "missing query parameter text", parameter="text")
         if len(text) > MAX_TEXT_CHARS:
-            return web.json_response(
-                {"error": f"text over {MAX_TEXT_CHARS} characters", "parameter": "text"},
-                status=400,
-            )
+            return json_error(400, f"text over {MAX_TEXT_CHARS} characters", parameter="text")
         pcm = bytearray()
         try:
             async for chunk in make_tts(_FORMAT, voice).synthesize(text):
                 pcm += chunk
         except TtsError as exc:
             log.error("TTS test failed: %s", exc)
-            return web.json_response({"error": f"speech synthesis failed: {exc}"}, status=502)
+            return json_error(502, f"speech synthesis failed: {exc}")
         buffer = io.BytesIO()
         with wave.open(buffer, "wb") as wav:
             wav.setnchannels(1)

@@ -29,6 +29,7 @@ from realtime_voice.log import call_id_var, mask_phone
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.security.twilio_signature import verify_twilio_signature
 from realtime_voice.session.manager import AdmissionError, CallSessionManager, InboundCall
+from webhooks.errors import json_error
 
 __all__ = [
     "TWILIO_INCOMING_PATH",
@@ -75,13 +76,13 @@ class TwilioAnswerHandler:
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one incoming-call request with TwiML."""
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return json_error(413, f"request body over {MAX_BODY_BYTES} bytes")
         except (ValueError, LookupError) as exc:  # a broken form body or unknown charset
-            return _error(400, f"unreadable form body: {exc}")
+            return json_error(400, f"unreadable form body: {exc}")
         params = [(name, value) for name, value in form.items() if isinstance(value, str)]
         if self._auth_token is not None:
             signature = request.headers.get("X-Twilio-Signature", "")
@@ -90,10 +91,10 @@ class TwilioAnswerHandler:
                 self._auth_token, url, params, signature
             ):
                 log.warning("twilio incoming call refused: bad or missing X-Twilio-Signature")
-                return _error(403, "missing or invalid X-Twilio-Signature")
+                return json_error(403, "missing or invalid X-Twilio-Signature")
         call_sid = form.get("CallSid")
         if not isinstance(call_sid, str) or not call_sid.strip() or len(call_sid) > 128:
-            return _error(400, "missing field CallSid (a non-empty string)", "CallSid")
+            return json_error(400, "missing field CallSid (a non-empty string)", field="CallSid")
         from_number = _form_str(form.get("From"))
         to_number = _form_str(form.get("To"))
         call_id_var.set(call_sid)
@@ -141,10 +142,3 @@ def _form_str(value: object) -> str:
 
 def _twiml(xml: str) -> web.Response:
     return web.Response(text=xml, content_type=_TWIML_TYPE, charset="utf-8")
-
-
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(body, status=status)
