@@ -28,7 +28,7 @@ from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
-from webhooks.tts_test import add_tts_test_route
+from webhooks.tts_preview import add_tts_preview_route
 from webhooks.twilio_answer import TwilioAnswerHandler
 
 __all__ = ["VoiceServer", "run_server"]
@@ -133,7 +133,7 @@ class VoiceServer:
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
-        add_tts_test_route(app, self.engines.make_tts)
+        add_tts_preview_route(app, self.engines.make_tts)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)

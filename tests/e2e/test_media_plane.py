@@ -239,7 +239,7 @@ async def test_twilio_without_valid_token_is_refused(server: VoiceServer) -> Non
     assert server.manager.total_calls == 0
 
 
-async def test_tts_test_endpoint_returns_a_wav(server: VoiceServer) -> None:
+async def test_tts_preview_endpoint_returns_a_wav(server: VoiceServer) -> None:
     base = f"http://127.0.0.1:{server.http_port}"
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/api/voice/test", params={"text": "Hello there."}) as resp:

@@ -1,4 +1,8 @@
-"""``POST /api/voice/test?text=...``: the configured voice as a WAV (the TTS test)."""
+"""``POST /api/voice/test?text=...``: a preview of the configured voice, as a WAV.
+
+Operators use it to hear a voice (``voice=``) or a phrase before callers do. The route
+path keeps its historical name, which outside clients rely on (docs/SECURITY.md).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from realtime_voice.audio.format import AudioEncoding, AudioFormat
 from realtime_voice.providers.base import TextToSpeech, TtsError
 from webhooks.errors import json_error
 
-__all__ = ["MAX_TEXT_CHARS", "add_tts_test_route"]
+__all__ = ["MAX_TEXT_CHARS", "add_tts_preview_route"]
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ MAX_TEXT_CHARS = 500
 _FORMAT = AudioFormat(AudioEncoding.PCM16, 16000, 1)
 
 
-def add_tts_test_route(app: web.Application, make_tts: Callable[..., TextToSpeech]) -> None:
+def add_tts_preview_route(app: web.Application, make_tts: Callable[..., TextToSpeech]) -> None:
     """Register the route; ``make_tts`` is the engines' synthesiser factory."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -36,7 +40,7 @@ def add_tts_test_route(app: web.Application, make_tts: Callable[..., TextToSpeec
             async for chunk in make_tts(_FORMAT, voice).synthesize(text):
                 pcm += chunk
         except TtsError as exc:
-            log.error("TTS test failed: %s", exc)
+            log.error("TTS preview failed: %s", exc)
             return json_error(502, f"speech synthesis failed: {exc}")
         buffer = io.BytesIO()
         with wave.open(buffer, "wb") as wav:
