@@ -21,7 +21,8 @@ Overflow policy (the loop never blocks, memory never grows without bound):
   final result; older audio is forgotten (``metrics.replay_overflow_bytes``).
 - Events (loop side, to the consumer): 256 at most; when the consumer falls behind,
   interim results are dropped first (at half full), then any event
-  (``metrics.dropped_events``); the end-of-stream marker always fits.
+  (``metrics.dropped_events``); the end-of-stream marker always fits (the policy of
+  every recogniser, `stt_stream.SpeechEventStream`).
 
 Reconnects: a retryable failure (close 1011/1006, timeout, OSError, handshake 429/5xx)
 makes the worker connect again with tenacity (exponential backoff with jitter, capped,
@@ -65,7 +66,6 @@ import contextvars
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Final
 
@@ -74,13 +74,7 @@ from deepgram import DeepgramClient
 
 from realtime_voice.audio import codec
 from realtime_voice.audio.resample import StreamingResampler
-from realtime_voice.providers.base import (
-    PCM16,
-    SpeechEvent,
-    SttError,
-    TranscriptResult,
-    WireAudioSink,
-)
+from realtime_voice.providers.base import PCM16, SttError, WireAudioSink
 from realtime_voice.providers.deepgram_buffers import AudioInbox, Control, ReplayBuffer
 from realtime_voice.providers.deepgram_client import WS_CLOSE_TIMEOUT_S
 from realtime_voice.providers.deepgram_errors import DeepgramSttError
@@ -93,6 +87,7 @@ from realtime_voice.providers.deepgram_socket import (
     WorkerDone,
     WorkerOutput,
 )
+from realtime_voice.providers.stt_stream import SpeechEventStream
 
 __all__ = [
     "DeepgramSTTBridge",
@@ -104,20 +99,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _INPUT_RATE: Final = 16000
-_EVENT_QUEUE_SIZE: Final = 256
 _JOIN_MARGIN_S: Final = 1.0
 _ids = itertools.count(1)
 
 
-class _End:
-    pass
-
-
-_END = _End()
-
-
-class DeepgramSpeechToText:
+class DeepgramSpeechToText(SpeechEventStream):
     """`SpeechToText` on Deepgram's streaming API (the DeepgramSTTBridge).
+
+    `stop` sends CloseStream, drains until Metadata and joins every thread (all
+    bounded); ``events()`` raises `DeepgramSttError` when the stream fails for good
+    (after the events before the failure).
 
     Args:
         client: the process-wide sync SDK client (`deepgram_client.create_client`).
@@ -144,6 +135,8 @@ class DeepgramSpeechToText:
 
     confirms_speech_start = False
     """Deepgram's SpeechStarted fires on any sound: barge-in waits for real words."""
+
+    _label = "Deepgram STT"
 
     def __init__(
         self,
@@ -187,14 +180,12 @@ class DeepgramSpeechToText:
         self._resampler: StreamingResampler | None = None
         if self.options.sample_rate != _INPUT_RATE:
             self._resampler = StreamingResampler(_INPUT_RATE, self.options.sample_rate)
-        # Loop side.
+        # Loop side (the event queue and the stop task are SpeechEventStream's).
+        super().__init__()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: asyncio.Queue[SpeechEvent | SttError | _End] = asyncio.Queue()
         self._connected: asyncio.Future[None] | None = None
         self._finalize_waiters: list[asyncio.Future[None]] = []
         self._worker_done = asyncio.Event()
-        self._stop_task: asyncio.Task[None] | None = None
-        self._ended = False
         self._failed = False
         self._dropping = 0
         # Thread side.
@@ -220,7 +211,11 @@ class DeepgramSpeechToText:
     @property
     def metrics(self) -> DeepgramSttMetrics:
         """A snapshot of the stream's counters."""
-        return replace(self._metrics, replay_overflow_bytes=self._replay.overflow_bytes)
+        return replace(
+            self._metrics,
+            replay_overflow_bytes=self._replay.overflow_bytes,
+            dropped_events=self.dropped_events,
+        )
 
     @property
     def queued_frames(self) -> int:
@@ -343,28 +338,6 @@ class DeepgramSpeechToText:
             if waiter in self._finalize_waiters:
                 self._finalize_waiters.remove(waiter)
 
-    async def stop(self) -> None:
-        """CloseStream, drain until Metadata, join every thread (all bounded). Idempotent."""
-        if self._stop_task is None:
-            self._stop_task = asyncio.get_running_loop().create_task(self._stop())
-        await asyncio.shield(self._stop_task)
-
-    async def events(self) -> AsyncIterator[SpeechEvent]:
-        """Speech events in order; ends after `stop`.
-
-        Raises:
-            DeepgramSttError: the stream failed for good (after the events before it).
-        """
-        while not self._ended:
-            item = await self._events.get()
-            if isinstance(item, _End):
-                self._ended = True
-                return
-            if isinstance(item, SttError):
-                self._ended = True
-                raise item
-            yield item
-
     # ------------------------------------------------------------------ loop side
 
     def _enqueue(self, frame: bytes) -> None:
@@ -383,10 +356,11 @@ class DeepgramSpeechToText:
             self._dropping = 0
 
     async def _stop(self) -> None:
+        """CloseStream, drain until Metadata, join every thread (all bounded)."""
         self._closing.set()
         worker = self._worker
         if worker is None:
-            self._events.put_nowait(_END)
+            self._end_events()
             return
         self._inbox.put_control(Control.STOP)
         budget = self._drain_timeout_s + WS_CLOSE_TIMEOUT_S + _JOIN_MARGIN_S
@@ -435,29 +409,17 @@ class DeepgramSpeechToText:
             if connected is not None and not connected.done():
                 connected.set_exception(error)
             else:
-                self._events.put_nowait(error)
+                self._fail_events(error)
         elif connected is not None and not connected.done():
             connected.set_exception(SttError("Deepgram stream stopped before it connected"))
             connected.exception()  # retrieved: start() may already be gone
-        self._events.put_nowait(_END)
+        self._end_events()  # after a failure: already ended, nothing more is queued
         self._worker_done.set()
 
     def _resolve_finalizers(self) -> None:
         for waiter in self._finalize_waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-    def _emit(self, event: SpeechEvent) -> None:
-        size = self._events.qsize()
-        interim = isinstance(event, TranscriptResult) and not event.is_final
-        # Two slots stay free for a failure and the end marker.
-        limit = _EVENT_QUEUE_SIZE // 2 if interim else _EVENT_QUEUE_SIZE - 2
-        if size >= limit:
-            self._metrics.dropped_events += 1
-            level = logging.DEBUG if interim else logging.ERROR
-            log.log(level, "STT consumer is behind: %s dropped", type(event).__name__)
-            return
-        self._events.put_nowait(event)
 
 
 DeepgramSTTBridge = DeepgramSpeechToText

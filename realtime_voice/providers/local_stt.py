@@ -1,10 +1,11 @@
 """Offline streaming speech-to-text: Silero VAD endpointing + Moonshine on whole segments.
 
 Moonshine is not a streaming model, so the stream is cut into segments by a VAD state
-machine (`SpeechSegmenter`, pure and unit-tested on synthetic probabilities) and each
-segment is transcribed in a worker thread. `LocalSpeechToText` is the `SpeechToText`
-the call session uses; it emits `SpeechStarted` straight from ``send_audio`` so barge-in
-does not wait for a thread.
+machine (`speech_segmenter.SpeechSegmenter`, pure and unit-tested on synthetic
+probabilities) and each segment is transcribed in a worker thread. `LocalSpeechToText`
+is the `SpeechToText` the call session uses; it emits `SpeechStarted` straight from
+``send_audio`` so barge-in does not wait for a thread. Its event queue and stop
+lifecycle are every recogniser's (`stt_stream.SpeechEventStream`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
-import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -22,7 +21,6 @@ import numpy as np
 
 from realtime_voice.providers.base import (
     PCM16,
-    SpeechEvent,
     SpeechStarted,
     SttError,
     TranscriptResult,
@@ -30,39 +28,30 @@ from realtime_voice.providers.base import (
 )
 from realtime_voice.providers.moonshine import MoonshineRecognizer, Recognition
 from realtime_voice.providers.pools import shared_pool
+from realtime_voice.providers.speech_segmenter import (
+    SILERO_WINDOW,
+    SegmentCut,
+    SegmenterEvent,
+    SpeechOnset,
+    SpeechSegmenter,
+)
+from realtime_voice.providers.stt_stream import SpeechEventStream
 from realtime_voice.providers.vad import VoiceActivityDetector
 
-__all__ = [
-    "LocalSpeechToText",
-    "SegmentCut",
-    "SegmentRecognizer",
-    "SegmenterEvent",
-    "SpeechOnset",
-    "SpeechSegmenter",
-]
+__all__ = ["LocalSpeechToText", "SegmentRecognizer"]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE: Final = 16000
-_SILERO_WINDOW: Final = 512
-# Silero's probability dips inside words; ending only below threshold - 0.15 (the usual
-# Silero hysteresis) keeps one word from being cut in two.
-_HYSTERESIS = 0.15
-# Past this share of max_segment_s a segment is cut at the first dip below threshold,
-# so long monologues are split between words rather than mid-word at the hard limit.
-_SOFT_CUT_SHARE = 0.8
 # Moonshine hallucinates on short buffers: no interim before this much speech.
 _INTERIM_MIN_SPEECH_S = 1.0
 _INTERIM_EVERY_S = 0.6
-# Events waiting for the consumer. Interims are admitted only while the queue is under
-# half full (they are superseded anyway); finals and turn events may use the rest. The
-# last slot is kept for the end-of-stream marker, so stop() can always end events().
-_EVENT_QUEUE_SIZE = 256
 # Final segments waiting for a decode (each ≤ max_segment_s of audio). Falling this far
 # behind means the machine is overloaded; the oldest is dropped (and logged) to bound memory.
 _MAX_BACKLOG = 16
 # send_audio handles big writes in slices so the sample buffer's bound holds.
 _MAX_WRITE = SAMPLE_RATE
+
 
 def _default_executor() -> concurrent.futures.Executor:
     """The process-wide decode pool."""
@@ -75,205 +64,6 @@ class SegmentRecognizer(Protocol):
     def recognize(self, pcm16k: PCM16) -> Recognition:
         """Transcribe one whole segment of 16 kHz mono audio (blocking, thread-safe)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechOnset:
-    """Speech has lasted long enough to count: the barge-in signal.
-
-    Attributes:
-        sample: stream sample index where the speech began.
-    """
-
-    sample: int
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentCut:
-    """A segment is complete and should be transcribed.
-
-    Attributes:
-        audio_start: first sample to transcribe (pre-roll included).
-        audio_end: sample after the last one to transcribe.
-        speech_start: where the VAD heard speech begin.
-        speech_end: where the VAD last heard speech.
-        end_of_turn: the speaker stopped (hangover elapsed, or flushed); False when the
-            segment was cut at the length limit while speech goes on.
-    """
-
-    audio_start: int
-    audio_end: int
-    speech_start: int
-    speech_end: int
-    end_of_turn: bool
-
-
-SegmenterEvent = SpeechOnset | SegmentCut
-
-
-class SpeechSegmenter:
-    """The endpointing state machine: VAD window probabilities in, onsets and cuts out.
-
-    Pure: no audio, no clock, no threads. Positions are sample indexes derived from the
-    number of windows pushed, so results are reproducible.
-
-    Args:
-        sample_rate: samples per second of the stream.
-        window_samples: samples per VAD window (512 for Silero at 16 kHz).
-        threshold: probability at or above which a window is speech.
-        speech_start_ms: consecutive speech needed before an onset (filters clicks).
-        end_silence_ms: silence (below threshold - 0.15) that ends a turn.
-        preroll_ms: audio kept before the onset (and after the last speech).
-        max_segment_s: longest segment handed to the recogniser.
-
-    Raises:
-        ValueError: a parameter is out of range.
-    """
-
-    def __init__(
-        self,
-        *,
-        sample_rate: int = SAMPLE_RATE,
-        window_samples: int = _SILERO_WINDOW,
-        threshold: float = 0.5,
-        speech_start_ms: int = 64,
-        end_silence_ms: int = 500,
-        preroll_ms: int = 200,
-        max_segment_s: float = 15.0,
-    ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-        if sample_rate <= 0 or window_samples <= 0:
-            raise ValueError("sample_rate and window_samples must be positive")
-        if speech_start_ms < 0 or end_silence_ms <= 0 or preroll_ms < 0:
-            raise ValueError("speech_start_ms, preroll_ms ≥ 0 and end_silence_ms > 0 required")
-        if max_segment_s < 1.0:
-            raise ValueError(f"max_segment_s must be at least 1 s, not {max_segment_s}")
-        window_ms = window_samples * 1000 / sample_rate
-        self._window = window_samples
-        self._threshold = threshold
-        self._low = max(threshold - _HYSTERESIS, 0.0)
-        self._start_windows = max(1, math.ceil(speech_start_ms / window_ms))
-        self._end_windows = max(1, math.ceil(end_silence_ms / window_ms))
-        self._preroll = preroll_ms * sample_rate // 1000
-        self._tail = min(preroll_ms, end_silence_ms) * sample_rate // 1000
-        self._max_samples = int(max_segment_s * sample_rate)
-        self._soft_samples = int(self._max_samples * _SOFT_CUT_SHARE)
-        self.reset()
-
-    def reset(self) -> None:
-        """Back to silence at sample 0."""
-        self._pos = 0
-        self._in_speech = False
-        self._run = 0
-        self._run_start = 0
-        self._silence = 0
-        self._audio_start = 0
-        self._speech_start = 0
-        self._speech_end = 0
-        self._last_cut_end = 0
-
-    @property
-    def position(self) -> int:
-        """Samples covered by the windows pushed so far."""
-        return self._pos
-
-    @property
-    def in_speech(self) -> bool:
-        """A segment is open."""
-        return self._in_speech
-
-    @property
-    def segment_start(self) -> tuple[int, int] | None:
-        """``(audio_start, speech_start)`` of the open segment, if any."""
-        return (self._audio_start, self._speech_start) if self._in_speech else None
-
-    @property
-    def retain_from(self) -> int:
-        """Earliest sample a future cut can still include (older audio may be freed)."""
-        if self._in_speech:
-            return self._audio_start
-        onset = self._run_start if self._run else self._pos
-        return max(onset - self._preroll, self._last_cut_end, 0)
-
-    @property
-    def max_retained(self) -> int:
-        """Upper bound of ``position - retain_from`` (for sizing audio buffers)."""
-        return max(self._max_samples, self._preroll + self._start_windows * self._window)
-
-    def push(self, probability: float) -> list[SegmenterEvent]:
-        """Advance by one VAD window.
-
-        Args:
-            probability: the VAD's speech probability for the window.
-
-        Returns:
-            At most an onset or a cut (in that order), usually nothing.
-        """
-        start = self._pos
-        self._pos += self._window
-        if not self._in_speech:
-            return self._push_silent(probability, start)
-        if probability >= self._low:
-            self._speech_end = self._pos
-            self._silence = 0
-        else:
-            self._silence += 1
-        if self._silence >= self._end_windows:
-            return [self._cut(end_of_turn=True)]
-        length = self._pos - self._audio_start
-        # Cut before the next window would take the segment past the limit.
-        if length + self._window > self._max_samples or (
-            length >= self._soft_samples and probability < self._threshold
-        ):
-            return [self._cut(end_of_turn=False)]
-        return []
-
-    def flush(self) -> SegmentCut | None:
-        """Close the open segment now (end of turn), if there is one.
-
-        An onset still shorter than ``speech_start_ms`` is dropped as noise.
-        """
-        self._run = 0
-        if not self._in_speech:
-            return None
-        self._speech_end = max(self._speech_end, self._pos)
-        cut = SegmentCut(self._audio_start, self._pos, self._speech_start, self._speech_end, True)
-        self._in_speech = False
-        self._last_cut_end = self._pos
-        return cut
-
-    def _push_silent(self, probability: float, start: int) -> list[SegmenterEvent]:
-        if probability < self._threshold:
-            self._run = 0
-            return []
-        if self._run == 0:
-            self._run_start = start
-        self._run += 1
-        if self._run < self._start_windows:
-            return []
-        self._in_speech = True
-        self._run = 0
-        self._silence = 0
-        self._speech_start = self._run_start
-        self._speech_end = self._pos
-        self._audio_start = max(self._run_start - self._preroll, self._last_cut_end, 0)
-        return [SpeechOnset(self._run_start)]
-
-    def _cut(self, *, end_of_turn: bool) -> SegmentCut:
-        if end_of_turn:
-            end = min(self._pos, self._speech_end + self._tail)
-            self._in_speech = False
-        else:
-            # Speech goes on: the next segment starts right here, without pre-roll
-            # (that audio belongs to the segment just cut).
-            end = self._pos
-        cut = SegmentCut(self._audio_start, end, self._speech_start, self._speech_end, end_of_turn)
-        self._last_cut_end = end
-        self._silence = 0
-        if not end_of_turn:
-            self._audio_start = self._speech_start = self._speech_end = end
-        return cut
 
 
 class _SampleBuffer:
@@ -334,19 +124,13 @@ class _Job:
     end_of_turn: bool
 
 
-class _EndOfStream:
-    pass
-
-
-_END = _EndOfStream()
-
-
-class LocalSpeechToText:
+class LocalSpeechToText(SpeechEventStream):
     """`SpeechToText` on embedded engines: Silero VAD endpointing, Moonshine decoding.
 
     Feed 16 kHz mono PCM (20 ms frames of 320 samples, though any size works). Segments
     are decoded one at a time per stream, in order, on a small thread pool; everything
-    else runs on the event loop. Timestamps are seconds of audio received.
+    else runs on the event loop. Timestamps are seconds of audio received. `stop` drops
+    queued segments, waits for a decode in flight and ends ``events()``.
 
     Args:
         recognizer: default: the process-wide `MoonshineRecognizer.shared`, loaded
@@ -367,6 +151,8 @@ class LocalSpeechToText:
     confirms_speech_start = True
     """Onsets need `speech_start_ms` of VAD speech: they are real speech."""
 
+    _label = "offline STT"
+
     def __init__(
         self,
         recognizer: SegmentRecognizer | None = None,
@@ -379,12 +165,13 @@ class LocalSpeechToText:
         interim_results: bool = False,
         executor: concurrent.futures.Executor | None = None,
     ) -> None:
+        super().__init__()
         self._recognizer = recognizer
         # Built now (not in start) so bad parameters fail at construction. Silero's
         # window at 16 kHz is always 512 samples.
         self._segmenter = SpeechSegmenter(
             sample_rate=SAMPLE_RATE,
-            window_samples=_SILERO_WINDOW,
+            window_samples=SILERO_WINDOW,
             threshold=vad_threshold,
             speech_start_ms=speech_start_ms,
             end_silence_ms=end_silence_ms,
@@ -393,7 +180,6 @@ class LocalSpeechToText:
         )
         self._interim = interim_results
         self._executor = executor if executor is not None else _default_executor()
-        self._events: asyncio.Queue[SpeechEvent | _EndOfStream] = asyncio.Queue(_EVENT_QUEUE_SIZE)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._vad: VoiceActivityDetector | None = None
         self._buffer: _SampleBuffer | None = None
@@ -403,12 +189,8 @@ class LocalSpeechToText:
         self._idle.set()
         self._started = False
         self._stopping = False
-        self._stopped = asyncio.Event()
-        self._ended = False
         self._last_interim = 0
         self._turn_has_text = False
-        self.dropped_events = 0
-        """Events discarded because the consumer fell behind (interims first)."""
         self.dropped_segments = 0
         """Final segments discarded because decoding fell `_MAX_BACKLOG` behind."""
 
@@ -428,10 +210,10 @@ class LocalSpeechToText:
             self._recognizer = await loop.run_in_executor(None, MoonshineRecognizer.shared)
         # Creating a Silero instance takes ~70 ms (it loads a model): not on the loop.
         vad = await loop.run_in_executor(None, VoiceActivityDetector, SAMPLE_RATE)
-        if vad.window_samples != _SILERO_WINDOW:
+        if vad.window_samples != SILERO_WINDOW:
             raise SttError(f"unexpected Silero window of {vad.window_samples} samples")
         self._vad = vad
-        self._buffer = _SampleBuffer(self._segmenter.max_retained + _SILERO_WINDOW + _MAX_WRITE)
+        self._buffer = _SampleBuffer(self._segmenter.max_retained + SILERO_WINDOW + _MAX_WRITE)
         self._loop = loop
 
     def send_audio(self, pcm: PCM16) -> None:
@@ -467,30 +249,19 @@ class LocalSpeechToText:
             self._submit_cut(cut, audio_end=self._buffer.end)
         await self._idle.wait()
 
-    async def stop(self) -> None:
-        """Drop queued segments, wait for a decode in flight, end `events`. Idempotent."""
-        if self._stopping:
-            await self._stopped.wait()
-            return
+    # -- internals (all on the event loop) ------------------------------------------
+
+    def _begin_stop(self) -> None:
+        """At the first `stop`: refuse audio and drop queued segments at once."""
         self._stopping = True
         if self._backlog:
             log.debug("offline STT stopping: %d queued segment(s) dropped", len(self._backlog))
             self._backlog.clear()
+
+    async def _stop(self) -> None:
+        """Wait for a decode in flight, then end `events`."""
         await self._idle.wait()
-        # A slot is always free for this marker (see _emit).
-        self._events.put_nowait(_END)
-        self._stopped.set()
-
-    async def events(self) -> AsyncIterator[SpeechEvent]:
-        """Speech events in order; ends after `stop`."""
-        while not self._ended:
-            item = await self._events.get()
-            if isinstance(item, _EndOfStream):
-                self._ended = True
-                return
-            yield item
-
-    # -- internals (all on the event loop) ------------------------------------------
+        self._end_events()
 
     def _on_segmenter_event(self, event: SegmenterEvent) -> None:
         if isinstance(event, SpeechOnset):
@@ -588,14 +359,3 @@ class LocalSpeechToText:
             if self._turn_has_text:
                 self._emit(UtteranceEnd(job.speech_end))
             self._turn_has_text = False
-
-    def _emit(self, event: SpeechEvent) -> None:
-        size = self._events.qsize()
-        interim = isinstance(event, TranscriptResult) and not event.is_final
-        limit = _EVENT_QUEUE_SIZE // 2 if interim else _EVENT_QUEUE_SIZE - 1
-        if size >= limit:
-            self.dropped_events += 1
-            level = logging.DEBUG if interim else logging.ERROR
-            log.log(level, "offline STT consumer is behind: %s dropped", type(event).__name__)
-            return
-        self._events.put_nowait(event)

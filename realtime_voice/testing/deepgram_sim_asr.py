@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime_voice.providers.base import PCM16
-from realtime_voice.providers.local_stt import SegmentCut, SpeechOnset, SpeechSegmenter
+from realtime_voice.providers.speech_segmenter import SegmentCut, SpeechOnset, SpeechSegmenter
 from realtime_voice.providers.vad import VoiceActivityDetector
 
 __all__ = ["SAMPLE_RATE", "Segment", "StreamSegmenter"]

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from realtime_voice.providers.local_stt import (
+from realtime_voice.providers.speech_segmenter import (
     SegmentCut,
     SegmenterEvent,
     SpeechOnset,
