@@ -23,4 +23,9 @@ def secret_matches(given: str | None, expected: str) -> bool:
     """
     if given is None:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates (and os.environ
+    # does the same to configuration): surrogateescape gives those bytes back, so such a
+    # value is compared like any other instead of raising (a 500 where 401 is due).
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
