@@ -1,16 +1,22 @@
-"""Records and error bodies of the RingCentral REST simulator (`ringcentral_sim`)."""
+"""Records and error bodies of the RingCentral REST simulator (`ringcentral_sim`).
+
+The state the simulator keeps and the tests inspect (`RecordedRequest`, `SimParty`,
+`SimSession`) and the helpers that shape its answers as RingCentral's (`now_iso`,
+`sim_error`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-__all__ = ["RecordedRequest", "SimParty", "now_iso", "sim_error"]
+__all__ = ["RecordedRequest", "SimParty", "SimSession", "now_iso", "sim_error"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,21 @@ class SimParty:
         }
 
 
+@dataclass
+class SimSession:
+    """A simulated telephony session.
+
+    Attributes:
+        tsid: its ``telephonySessionId``.
+        parties: its parties by id.
+        sequence: numbers its notifications (``body.sequence``), from 1.
+    """
+
+    tsid: str
+    parties: dict[str, SimParty]
+    sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
 def now_iso(offset_s: float = 0.0) -> str:
     """The current UTC time (plus ``offset_s``) in RingCentral's ISO 8601 form."""
     moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_s)
@@ -91,5 +112,6 @@ def now_iso(offset_s: float = 0.0) -> str:
 def sim_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     """An error answer in RingCentral's shape (``errorCode``, ``message``, ``errors``)."""
     error: dict[str, Any] = {"errorCode": code, "message": message, **extra}
-    return web.json_response({"errorCode": code, "message": message, "errors": [error]},
-                             status=status)
+    return web.json_response(
+        {"errorCode": code, "message": message, "errors": [error]}, status=status
+    )
