@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from ai_pipeline.responder import ConversationContext, SayText, TransferTarget, UserTurn
 from realtime_voice.config import load_settings
-from realtime_voice.session.engines import build_responder
+from realtime_voice.server.wiring import build_responder
 from realtime_voice.testing.openai_sim import Faults, OpenAISimulator
 
 REPLY = "Yes, we have free parking right behind the restaurant. Is there anything else?"

@@ -14,7 +14,9 @@ from realtime_voice.audio.format import PCM16
 
 __all__ = [
     "PCM16",
+    "RecognizerSwitched",
     "ReportsFallbacks",
+    "ReportsRecognizerFallback",
     "SpeechEvent",
     "SpeechStarted",
     "SpeechToText",
@@ -113,7 +115,21 @@ class UtteranceEnd:
     last_word_end: float
 
 
-SpeechEvent = SpeechStarted | TranscriptResult | UtteranceEnd
+@dataclass(frozen=True, slots=True)
+class RecognizerSwitched:
+    """The call's recogniser failed and a stand-in took over (`FallbackSpeechToText`).
+
+    Attributes:
+        reason: what the failed recogniser said.
+        mid_call: it failed during the call (what the caller said meanwhile is lost),
+            rather than at start-up.
+    """
+
+    reason: str
+    mid_call: bool
+
+
+SpeechEvent = SpeechStarted | TranscriptResult | UtteranceEnd | RecognizerSwitched
 
 
 class SpeechToText(Protocol):
@@ -124,10 +140,12 @@ class SpeechToText(Protocol):
     ``events()`` yields results until the stream stops.
     """
 
-    confirms_speech_start: bool
-    """True when `SpeechStarted` already means real speech of a minimum length (our VAD
+    @property
+    def confirms_speech_start(self) -> bool:
+        """True when `SpeechStarted` already means real speech of a minimum length (our VAD
     rule), so it may interrupt the bot at once; False when it fires on any sound
     (Deepgram's VAD event), so barge-in waits for words that are not a back-channel."""
+        ...
 
     async def start(self) -> None:
         """Open the stream (connect, load state). Raises `SttError` on failure."""
@@ -186,6 +204,17 @@ class TextToSpeech(Protocol):
             TtsError: synthesis failed.
         """
         ...
+
+
+@runtime_checkable
+class ReportsRecognizerFallback(Protocol):
+    """A recogniser that may be running on its stand-in engine."""
+
+    on_fallback: bool
+    """The stand-in is the one listening now (the primary, typically paid, is not)."""
+
+    fallback_reason: str
+    """What the primary said when it failed (empty while it listens)."""
 
 
 @runtime_checkable

@@ -21,7 +21,8 @@ from realtime_voice.ringcentral.platform_control import RingCentralPlatformContr
 from realtime_voice.security.rate_limit import AddressRateLimiter
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.media import MediaServer
-from realtime_voice.session.engines import SpeechEngines, build_engines, warm_up
+from realtime_voice.server.wiring import build_engines, warm_up
+from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
 from webhooks.app import build_http_app

@@ -1,8 +1,9 @@
 """The media plane: a `websockets` asyncio server for both gateway protocols.
 
 This module is the thin front end: routing, the token check and admission before any
-session exists, the receive loop, the inactivity watchdog. Everything about the call
-itself lives in `CallSession`; everything about the wire lives in the protocol modules.
+session exists; then it hands the connection to a `WebSocketLeg` (the receive loop,
+error frames, the inactivity watchdog) and the leg to a `CallSession`. Everything about
+the call itself lives in the session; everything about the wire in the protocol codecs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import http
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 from realtime_voice.audio.format import UnsupportedFormatError
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
+from realtime_voice.legs.websocket import PlatformCallControl, WebSocketLeg
 from realtime_voice.log import call_id_var, mask_phone, session_id_var
 from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolError, StartEvent
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
@@ -33,7 +34,6 @@ from realtime_voice.providers.base import SttError
 from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
 from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
 from realtime_voice.security.twilio_signature import verify_twilio_signature
-from realtime_voice.session.call_control import PlatformCallControl
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
@@ -326,18 +326,23 @@ class MediaServer:
     ) -> None:
         call_id_var.set(call_id)
         session_id_var.set(session_id)
+        leg = WebSocketLeg(
+            ws,
+            protocol,
+            call_id=call_id,
+            inactivity_timeout_s=self.settings.websocket_timeout_s,
+            platform=self.platform,
+            first_events=first_events,
+        )
         session = CallSession(
             call_id=call_id,
             session_id=session_id,
             from_number=from_number,
             to_number=to_number,
-            protocol=protocol,
-            send=ws.send,
-            close=ws.close,
+            leg=leg,
             settings=self.settings,
             engines=self.engines,
             records=self.records,
-            platform=self.platform,
             observer=self.observer,
         )
         try:
@@ -361,55 +366,14 @@ class MediaServer:
                 log.error("speech recognition unavailable: %s", exc)
                 await session.end("stt_unavailable", code=CLOSE_INTERNAL, failed=True)
                 return
-            for event in first_events:
-                await session.handle(event)
-            await self._receive_loop(ws, protocol, session)
+            await leg.run(session)
         finally:
             try:
                 if not session.is_ended:
-                    reason = "caller_disconnected"
-                    if ws.close_code not in (None, CLOSE_NORMAL, 1001):
-                        reason = f"connection_lost_{ws.close_code}"
-                    await session.end(reason)
+                    await session.end(leg.disconnect_reason())
             finally:
                 # Whatever ending the session ran into, its slot must come back.
                 self.manager.release(session)
-
-    async def _receive_loop(
-        self, ws: ServerConnection, protocol: MediaProtocol, session: CallSession
-    ) -> None:
-        last_activity = time.monotonic()
-        timeout = self.settings.websocket_timeout_s
-
-        async def watchdog() -> None:
-            # One timer per call instead of a wait_for per message: the receive loop runs
-            # every 20 ms per call and must stay cheap.
-            while True:
-                await asyncio.sleep(min(1.0, timeout / 4))
-                if time.monotonic() - last_activity > timeout:
-                    log.warning("no audio or message for %.0f s: ending the call", timeout)
-                    # In its own task: ending closes the socket, which ends the receive loop,
-                    # which cancels this watchdog; end() must not be what gets cancelled.
-                    session.request_end("inactivity_timeout")
-                    return
-
-        dog = asyncio.get_running_loop().create_task(watchdog(), name="watchdog")
-        try:
-            async for message in ws:
-                last_activity = time.monotonic()
-                try:
-                    events = protocol.parse(message)
-                except ProtocolError as exc:
-                    await session.on_bad_message(exc)
-                    continue
-                for event in events:
-                    await session.handle(event)
-                if session.is_ended:
-                    break
-        finally:
-            dog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dog
 
 
 def _json_response(status: int, body: object) -> Response:

@@ -61,11 +61,15 @@ class FrameClock:
 
     @classmethod
     def shared(cls) -> FrameClock:
-        """The running loop's clock (made on first use, gone with the loop)."""
+        """The running loop's clock (made on first use, gone with the loop).
+
+        It ticks on the loop's own time (``loop.time``, which is `time.monotonic` on a
+        standard loop), so a loop with a virtual clock paces on virtual time.
+        """
         loop = asyncio.get_running_loop()
         clock = _shared.get(loop)
         if clock is None:
-            clock = _shared[loop] = cls()
+            clock = _shared[loop] = cls(clock=loop.time)
         return clock
 
     @property

@@ -16,19 +16,32 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from realtime_voice.audio.codec import silence_byte
 from realtime_voice.audio.format import FRAME_MS, AudioFormat
 from realtime_voice.audio.framing import FrameChunker
-from realtime_voice.protocols.base import MediaProtocol
 from realtime_voice.session.frame_clock import FrameClock
 
-__all__ = ["OutboundPacer", "PacerStats"]
+__all__ = ["AudioOut", "OutboundPacer", "PacerStats"]
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str | bytes], Awaitable[None]]
+
+class AudioOut(Protocol):
+    """Where paced audio goes: the call's leg (`realtime_voice.legs.base.CallLeg`)."""
+
+    def send_audio(self, frame: bytes) -> Awaitable[None]:
+        """Play one frame."""
+        ...
+
+    def send_mark(self, name: str) -> Awaitable[None]:
+        """Place a mark after the frames sent so far."""
+        ...
+
+    def clear(self) -> Awaitable[None]:
+        """Drop what the far end holds."""
+        ...
 
 
 @dataclass(slots=True)
@@ -53,10 +66,10 @@ class OutboundPacer:
     """Paces one call's bot audio; one instance and one task per call.
 
     Args:
-        send: coroutine sending one WebSocket message.
-        protocol: formats frames, marks and clear for the wire.
+        out: the call leg the frames, marks and clears go to.
         audio_format: the call's outbound wire format (sets the frame size).
-        max_lead_ms: how far ahead of real time the gateway may be fed (≤ 60 ms).
+        max_lead_ms: how far ahead of real time the leg may be fed (its
+            ``playout_lead_ms``: 60 ms for a WebSocket gateway).
         max_queued_ms: bound on audio waiting here; producers wait when it is full.
         clock: monotonic clock in seconds (injectable for tests).
         ticks: the 5 ms tick frames wait for (it must use ``clock``); ``"shared"``:
@@ -66,8 +79,7 @@ class OutboundPacer:
 
     def __init__(
         self,
-        send: Send,
-        protocol: MediaProtocol,
+        out: AudioOut,
         audio_format: AudioFormat,
         *,
         max_lead_ms: int = 60,
@@ -75,8 +87,7 @@ class OutboundPacer:
         clock: Callable[[], float] = time.monotonic,
         ticks: FrameClock | Literal["shared"] | None = None,
     ) -> None:
-        self._send = send
-        self._protocol = protocol
+        self._out = out
         self._format = audio_format
         self._silence_byte = silence_byte(audio_format.encoding)
         self._chunker = FrameChunker(audio_format.frame_bytes, max_pending_bytes=1 << 20)
@@ -144,7 +155,7 @@ class OutboundPacer:
         self._idle.set()
         self.stats.clears += 1
         self.stats.frames_dropped_on_clear += dropped
-        await self._send(self._protocol.format_clear())
+        await self._out.clear()
         return dropped
 
     # -- state ----------------------------------------------------------------------
@@ -217,7 +228,7 @@ class OutboundPacer:
             item = self._items.popleft()
             if isinstance(item, _Mark):
                 self.stats.marks_sent += 1
-                await self._send(self._protocol.format_mark(item.name))
+                await self._out.send_mark(item.name)
                 if self.on_mark_sent is not None:
                     self.on_mark_sent(item.name)
                 continue
@@ -243,8 +254,7 @@ class OutboundPacer:
                     self._t0 = self._clock()
                     self._k = 0
             self._k += 1
-            await self._send(self._protocol.format_audio(item))
+            await self._out.send_audio(item)
             self.stats.frames_sent += 1
             if self.on_frame_sent is not None:
                 self.on_frame_sent()
-

@@ -11,7 +11,8 @@ import pytest
 
 from realtime_voice.config import Settings, load_settings
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.session.engines import SpeechEngines, build_engines
+from realtime_voice.server.wiring import build_engines
+from realtime_voice.session.engines import SpeechEngines
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 

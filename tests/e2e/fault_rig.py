@@ -28,7 +28,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.session.engines import SpeechEngines, build_engines
+from realtime_voice.server.wiring import build_engines
+from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.storage.models import Call
 from realtime_voice.testing.call_report import CallReport, TimelineEvent
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller

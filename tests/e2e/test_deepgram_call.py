@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.session.engines import build_engines
+from realtime_voice.server.wiring import build_engines
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.deepgram_sim import DeepgramSimulator
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.session.engines import build_engines
+from realtime_voice.server.wiring import build_engines
 from realtime_voice.testing.call_report import CallReport
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.openai_sim import ALWAYS, Faults, OpenAISimulator

@@ -15,7 +15,7 @@ import pytest
 
 from realtime_voice.metrics import METRIC_NAMES
 from realtime_voice.server.app import VoiceServer
-from realtime_voice.session.engines import build_engines
+from realtime_voice.server.wiring import build_engines
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.deepgram_sim import DeepgramSimulator
 from realtime_voice.testing.openai_sim import OpenAISimulator

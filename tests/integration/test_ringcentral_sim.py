@@ -76,7 +76,7 @@ async def test_a_call_from_ringing_to_transfer(stack: Stack) -> None:
     stack.sim.add_session(TSID, PARTY, status="Proceeding")
     assert await stack.sim.notify(TSID, "Proceeding") == [200]
     assert await stack.sim.notify(TSID, "Answered") == [200]
-    session, closed = live_session(stack.manager, TSID)
+    session, call_leg = live_session(stack.manager, TSID)
 
     # The bot escalates: Call Control transfers the answered party to a human.
     await stack.webhook.join()
@@ -91,7 +91,7 @@ async def test_a_call_from_ringing_to_transfer(stack: Stack) -> None:
     assert [e.kind for e in stack.sink.events] == ["ringing", "answered", "ended"]
     assert stack.sink.end_reasons[TSID] == "BlindTransfer"
     assert session.is_ended and session.end_reason == "transferred"
-    assert closed == [(1000, "transferred")]
+    assert call_leg.closed == ("transferred", 1000)
 
 
 async def test_a_webhook_with_another_token_gets_401s(stack: Stack) -> None:

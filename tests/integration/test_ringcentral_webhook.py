@@ -16,11 +16,12 @@ from aiohttp.test_utils import TestServer
 from ai_pipeline.rule_responder import RuleBasedResponder
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings
-from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.session.session import CallSession
 from realtime_voice.session.state import CallState
+from realtime_voice.testing.fake_leg import FakeLeg
+from realtime_voice.testing.fake_speech import ToneTextToSpeech
 from realtime_voice.testing.ringcentral_notify import (
     WebhookNotifier,
     telephony_notification,
@@ -382,45 +383,31 @@ async def test_oversized_body_is_413(rig: Rig) -> None:
 # ------------------------------------------------------------------ live sessions
 
 
-class _SilentTts:
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        return
-        yield b""
-
-
-def live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession, list[Any]]:
-    """A real, admitted (not started) session whose socket closes are recorded."""
-    closed: list[Any] = []
-
-    async def send(message: str | bytes) -> None:
-        pass
-
-    async def close(code: int, reason: str) -> None:
-        closed.append((code, reason))
+def live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession, FakeLeg]:
+    """A real, admitted (not started) session on a fake leg that records its close."""
 
     def no_stt(fmt: AudioFormat) -> Any:
         raise AssertionError("the session is never started in these tests")
 
     engines = SpeechEngines(
         make_stt=no_stt,
-        make_tts=lambda fmt: _SilentTts(),
+        make_tts=lambda fmt, voice=None: ToneTextToSpeech(fmt),
         responder=RuleBasedResponder(),
         stt_name="none",
         tts_name="none",
     )
+    leg = FakeLeg()
     session = CallSession(
         call_id=call_id,
         session_id="sess-1",
         from_number="+14155550123",
         to_number="+16505550100",
-        protocol=RingCentralBridgeProtocol(AudioFormat()),
-        send=send,
-        close=close,
+        leg=leg,
         settings=Settings(),
         engines=engines,
     )
     manager.admit(session)
-    return session, closed
+    return session, leg
 
 
 @pytest.mark.parametrize(
@@ -429,7 +416,7 @@ def live_session(manager: CallSessionManager, call_id: str) -> tuple[CallSession
 )
 async def test_disconnected_ends_the_live_session(rig: Rig, rc_reason: str, ours: str) -> None:
     tsid = rig.notifier.new_call()
-    session, closed = live_session(rig.manager, tsid)
+    session, leg = live_session(rig.manager, tsid)
     await rig.notifier.status(tsid, "Answered")
     await rig.webhook.join()
     assert not session.is_ended
@@ -437,7 +424,7 @@ async def test_disconnected_ends_the_live_session(rig: Rig, rc_reason: str, ours
     await rig.webhook.join()
     assert session.state is CallState.ENDED
     assert session.end_reason == ours
-    assert closed == [(1000, ours)]
+    assert leg.closed == (ours, 1000)
     assert rig.sink.end_reasons[tsid] == rc_reason
 
 
@@ -457,11 +444,11 @@ async def test_a_bound_call_id_is_matched(rig: Rig) -> None:
 
 async def test_other_sessions_are_left_alone(rig: Rig) -> None:
     tsid = rig.notifier.new_call()
-    bystander, closed = live_session(rig.manager, "someone-else")
+    bystander, bystander_leg = live_session(rig.manager, "someone-else")
     await rig.notifier.status(tsid, "Disconnected", "CallFinished")
     await rig.webhook.join()
     assert not bystander.is_ended
-    assert closed == []
+    assert bystander_leg.closed is None
 
 
 async def test_a_body_arriving_in_pieces_is_read_whole() -> None:

@@ -1,15 +1,19 @@
-"""The shared 20 ms tick: pacers of many calls wake together, and only while needed."""
+"""The shared 5 ms tick: pacers of many calls wake together, and only while needed.
+
+On virtual time (`realtime_voice.testing.virtual_time`): tick times are exact and no
+test sleeps for real.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 
 from realtime_voice.audio.format import AudioFormat
-from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.session.frame_clock import FrameClock
 from realtime_voice.session.pacer import OutboundPacer
+from realtime_voice.testing.fake_leg import FakeLeg
+from realtime_voice.testing.virtual_time import virtual_test
 
 
 def bursts(times: list[float], gap_s: float = 0.005) -> int:
@@ -17,25 +21,13 @@ def bursts(times: list[float], gap_s: float = 0.005) -> int:
     return 1 + sum(b - a > gap_s for a, b in itertools.pairwise(ordered))
 
 
+@virtual_test
 async def test_calls_pacers_share_ticks_keep_their_slots_and_the_tick_stops_when_idle() -> None:
     loop = asyncio.get_running_loop()
     clock = FrameClock(clock=loop.time)  # a tick every 5 ms
     calls = 8
-    sent: list[list[float]] = [[] for _ in range(calls)]
-
-    def recorder(call: int) -> Callable[[str | bytes], Awaitable[None]]:
-        async def send(message: str | bytes) -> None:
-            if isinstance(message, bytes):
-                sent[call].append(loop.time())
-
-        return send
-
-    pacers = [
-        OutboundPacer(
-            recorder(call), RingCentralBridgeProtocol(), AudioFormat(), clock=loop.time, ticks=clock
-        )
-        for call in range(calls)
-    ]
+    legs = [FakeLeg() for _ in range(calls)]
+    pacers = [OutboundPacer(leg, AudioFormat(), clock=loop.time, ticks=clock) for leg in legs]
     starts: list[float] = []
     for pacer in pacers:
         pacer.start()
@@ -46,11 +38,14 @@ async def test_calls_pacers_share_ticks_keep_their_slots_and_the_tick_stops_when
     for pacer in pacers:
         await pacer.wait_idle()
 
+    sent = [[s.at for s in leg.sent if s.kind == "audio"] for leg in legs]
     for start, times in zip(starts, sent, strict=True):
         assert len(times) == 25
-        # Never earlier than 60 ms ahead of the frame's real-time slot.
+        # Never earlier than 60 ms ahead of the frame's real-time slot, and at most one
+        # 5 ms tick after it (exact on virtual time).
         for k, t in enumerate(times):
-            assert t - start >= k * 0.020 - 0.060 - 1e-3
+            slot = max(0.0, k * 0.020 - 0.060)
+            assert slot - 1e-9 <= t - start <= slot + 0.005 + 1e-9
     # Timers of their own wake the loop at 8 phases of every frame (about 8 + 8 x 21
     # bursts of sends); the shared tick has 4 phases per frame, so calls share wake-ups.
     assert bursts([t for times in sent for t in times], gap_s=0.001) <= 110
@@ -61,6 +56,7 @@ async def test_calls_pacers_share_ticks_keep_their_slots_and_the_tick_stops_when
         await pacer.close()
 
 
+@virtual_test
 async def test_cancelling_one_waiter_leaves_the_others_waiting() -> None:
     loop = asyncio.get_running_loop()
     clock = FrameClock(clock=loop.time)
@@ -74,6 +70,7 @@ async def test_cancelling_one_waiter_leaves_the_others_waiting() -> None:
     assert loop.time() >= deadline
 
 
+@virtual_test
 async def test_a_passed_deadline_returns_at_once_without_starting_the_tick() -> None:
     loop = asyncio.get_running_loop()
     clock = FrameClock(clock=loop.time)

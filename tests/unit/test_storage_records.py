@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from realtime_voice.session.session import CallStats
+from realtime_voice.session.stats import CallStats
 from realtime_voice.storage.journal import (
     CallJournal,
     default_outcome,

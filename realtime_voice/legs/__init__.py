@@ -1,0 +1,1 @@
+"""Call legs: one call's connection to a carrier (WebSocket gateway today; SIP/RTP next)."""
