@@ -2,11 +2,17 @@
 
 Each sub-command module exposes ``register(subparsers)`` which adds its parser and sets
 ``func`` to a callable taking the parsed arguments and returning an exit code.
+
+The test tools (``call``: a simulated gateway; ``simulate``: provider simulators) live
+in `realtime_voice.testing` and are loaded by module name, so that nothing the server
+imports ever pulls test code in (the ``no-test-code-in-production`` contract in
+``.importlinter``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -14,12 +20,15 @@ from realtime_voice import __version__
 
 __all__ = ["build_parser", "main"]
 
+_TEST_TOOLS = ("realtime_voice.testing.caller_cli",)
+"""Sub-commands that are test tools: registered from `realtime_voice.testing`."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered."""
     # Imported here so `realtime-voice --help` stays fast and a broken optional engine
     # never breaks unrelated sub-commands at import time.
-    from realtime_voice.cli import call, db, ringcentral, serve, simulate
+    from realtime_voice.cli import db, ringcentral, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="realtime-voice", description="Real-time voice AI agent server for telephony."
@@ -27,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(subparsers)
-    call.register(subparsers)
+    for tool in _TEST_TOOLS:
+        importlib.import_module(tool).register(subparsers)
     simulate.register(subparsers)
     ringcentral.register(subparsers)
     db.register(subparsers)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from realtime_voice.cli import build_parser, main
-from realtime_voice.cli.call import build_script
+from realtime_voice.testing.caller_cli import build_script
 
 
 def _steps(*argv: str) -> list[tuple[str, str]]:
