@@ -74,16 +74,10 @@ class Conversation:
     ) -> None:
         settings = call.settings
         self._call = call
-        self._count_error = call.count_error
         self.speaker = speaker
         self.turns = TurnAssembler()
         self._responder = responder
-        self._context = call.context
-        self._journal = call.journal
-        self._stats = call.stats
-        self._meter = call.meter
         self._log_transcripts = settings.log_transcripts
-        self._clock = call.clock
         self._confirms_speech_start = confirms_speech_start
         self._last_voiced_at = last_voiced_at
         self._on_action = on_action
@@ -141,13 +135,13 @@ class Conversation:
             await speaker.barge_in()
         elif (
             speaker.cancel_unvoiced()
-            and self._context.history
-            and self._context.history[-1].speaker == "caller"
+            and self._call.context.history
+            and self._call.context.history[-1].speaker == "caller"
         ):
             # The caller went on talking before any answer audio: the half-made answer is
             # dropped; its turn text stays unanswered and is merged into the next turn.
-            self._context.history.pop()
-            self._stats.turns -= 1
+            self._call.context.history.pop()
+            self._call.stats.turns -= 1
 
     async def on_transcript(self, result: TranscriptResult) -> None:
         """An interim or final transcript of the caller."""
@@ -158,13 +152,13 @@ class Conversation:
                 # "uh-huh", "yeah" while the bot talks: neither an interruption nor a turn.
                 if is_final:
                     log_transcript(log, self._log_transcripts, "back-channel: %s", text)
-                    self._stats.transcripts += 1
+                    self._call.stats.transcripts += 1
                     return
             else:
                 await self.speaker.barge_in()
         if not is_final:
             return
-        self._stats.transcripts += 1
+        self._call.stats.transcripts += 1
         if text:
             log_transcript(log, self._log_transcripts, "caller said: %s", text)
             self.turns.add(text, result.confidence)
@@ -176,22 +170,22 @@ class Conversation:
         turn = self.turns.end()
         if turn is None:
             return
-        self._stats.turns += 1
+        self._call.stats.turns += 1
         voiced_at = self._last_voiced_at()
         if voiced_at is not None:
             # The recogniser's endpointing: last audible caller audio → the turn's end.
-            waited = self._clock() - voiced_at
+            waited = self._call.clock() - voiced_at
             if waited < 10.0:
                 self._call.stage("stt_final", waited)
-        self._context.history.append(HistoryEntry("caller", turn.text))
-        self._journal.turn("caller", turn.text, confidence=turn.confidence)
+        self._call.context.history.append(HistoryEntry("caller", turn.text))
+        self._call.journal.turn("caller", turn.text, confidence=turn.confidence)
         self._respond(UserTurn(text=turn.text, confidence=turn.confidence))
 
     def on_dtmf(self, digit: str) -> None:
         """A keypress: what the caller "said" (PINs, menu choices) is a turn of its own."""
-        self._stats.dtmf_digits += 1
+        self._call.stats.dtmf_digits += 1
         log_transcript(log, self._log_transcripts, "dtmf %s", digit)
-        self._journal.event("dtmf", {"digit": digit})
+        self._call.journal.event("dtmf", {"digit": digit})
         self._respond(UserTurn(text=f"[dtmf {digit}]", dtmf=digit))
 
     def on_turn_end(self) -> None:
@@ -202,8 +196,8 @@ class Conversation:
     def on_recognizer_replaced(self, reason: str) -> None:
         """The recogniser failed mid-call and a stand-in took over: what the caller said
         meanwhile is lost, so ask them to say it again (unless an answer is under way)."""
-        self._journal.event("error", {"code": "stt_fallback", "message": reason[:200]})
-        self._count_error("stt")
+        self._call.journal.event("error", {"code": "stt_fallback", "message": reason[:200]})
+        self._call.count_error("stt")
         self.turns.discard()
         if not self.speaker.making:
             self.speaker.say(
@@ -216,8 +210,8 @@ class Conversation:
         """Answer ``turn``; an answer still under way is cut (barge-in rules apply)."""
         self.silence.cancel()
         self.speaker.expect_answer()
-        self._meter.new_turn()
-        self.speaker.say(lambda: self._responder.respond(turn, self._context), name="response")
+        self._call.meter.new_turn()
+        self.speaker.say(lambda: self._responder.respond(turn, self._call.context), name="response")
 
     async def on_spoken(self, action: Action | None) -> None:
         """An utterance finished (the speaker's callback)."""
@@ -229,6 +223,6 @@ class Conversation:
     def _on_silence(self, final: bool) -> None:
         responder = self._responder
         assert isinstance(responder, HandlesSilence)
-        self._journal.event("silence", {"final": final, "after_s": self.silence.delay_s})
-        items = responder.silence(self._context, final=final)
+        self._call.journal.event("silence", {"final": final, "after_s": self.silence.delay_s})
+        items = responder.silence(self._call.context, final=final)
         self.speaker.say(lambda: single(*items), name="silence-prompt")

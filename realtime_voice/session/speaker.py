@@ -69,13 +69,6 @@ class Speaker:
         self._call = call
         self._mark_timeout_s = call.settings.mark_timeout_s
         self._log_transcripts = call.settings.log_transcripts
-        self._context = call.context
-        self._journal = call.journal
-        self._stats = call.stats
-        self._meter = call.meter
-        self._observer = call.observer
-        self._clock = call.clock
-        self._count_error = call.count_error
         self._on_heard = on_heard
         self._on_spoken = on_spoken
         self._tts_billed = engines.tts_name in BILLED_PROVIDERS
@@ -142,7 +135,7 @@ class Speaker:
 
     def expect_answer(self) -> None:
         """A caller turn just ended: time its answer's first frame from now."""
-        self._turn_ended_at = self._clock()
+        self._turn_ended_at = self._call.clock()
         self._awaiting_first_frame = True
 
     def cancel_unvoiced(self) -> bool:
@@ -171,7 +164,7 @@ class Speaker:
         utterance = self.utterance
         if utterance is None:
             return
-        started = self._clock()
+        started = self._call.clock()
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -180,18 +173,18 @@ class Speaker:
         await self._pacer.clear()
         played = max(0, sent_before - utterance.start_frame - self._lead_frames)
         heard = utterance.heard_text(played)
-        self._context.history.append(HistoryEntry("bot", heard, interrupted=True))
-        self._journal.turn("bot", heard, interrupted=True)
-        self._journal.event("barge_in", {"played_ms": played * FRAME_MS})
+        self._call.context.history.append(HistoryEntry("bot", heard, interrupted=True))
+        self._call.journal.turn("bot", heard, interrupted=True)
+        self._call.journal.event("barge_in", {"played_ms": played * FRAME_MS})
         utterance.recorded = True
         self.utterance = None
         waiter = self._mark_waiters.pop(utterance.mark, None)
         if waiter is not None and not waiter.done():
             waiter.cancel()
-        self._stats.barge_ins += 1
-        self._stats.barge_in_latencies_ms.append((self._clock() - started) * 1000)
-        if self._observer is not None:
-            self._observer.barge_in()
+        self._call.stats.barge_ins += 1
+        self._call.stats.barge_in_latencies_ms.append((self._call.clock() - started) * 1000)
+        if self._call.observer is not None:
+            self._call.observer.barge_in()
         log.info("barge-in: bot cut after %d ms of audio", played * FRAME_MS)
 
     def on_played(self, mark: str) -> None:
@@ -239,7 +232,7 @@ class Speaker:
             # the record keeps what the caller heard of it, as after a barge-in.
             played = self._pacer.stats.frames_sent - utterance.start_frame - self._lead_frames
             utterance.recorded = True
-            self._journal.turn("bot", utterance.heard_text(max(0, played)), interrupted=True)
+            self._call.journal.turn("bot", utterance.heard_text(max(0, played)), interrupted=True)
         for waiter in self._mark_waiters.values():
             if not waiter.done():
                 waiter.cancel()
@@ -274,7 +267,7 @@ class Speaker:
         try:
             async for item in items:
                 if utterance.first_item_at is None:
-                    utterance.first_item_at = self._clock()
+                    utterance.first_item_at = self._call.clock()
                 if isinstance(item, SayText):
                     await self._say_line(item, utterance)
                 else:
@@ -283,10 +276,10 @@ class Speaker:
         except asyncio.CancelledError:
             raise
         except TtsError as exc:
-            self._count_error("tts")
+            self._call.count_error("tts")
             log.error("speech synthesis failed: %s", exc)
         except Exception:
-            self._count_error("responder")
+            self._call.count_error("responder")
             log.exception("responder failed")
         finally:
             aclose = getattr(items, "aclose", None)
@@ -319,16 +312,16 @@ class Speaker:
             else self._tts.synthesize(text)
         )
         if synthesized and self._tts_billed:
-            self._meter.usage.tts_characters += len(text)
+            self._call.meter.usage.tts_characters += len(text)
         frames_before = self._total_frames()
-        requested_at = self._clock()
+        requested_at = self._call.clock()
         first = True
         try:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     if first:
                         first = False
-                        waited = self._clock() - requested_at
+                        waited = self._call.clock() - requested_at
                         if utterance.tts_wait_s is None and not utterance.audio_started:
                             utterance.tts_wait_s = waited
                         if synthesized:
@@ -359,15 +352,15 @@ class Speaker:
     def _record(self, utterance: Utterance) -> None:
         """The utterance played to its end: it goes into the history and the record."""
         utterance.recorded = True
-        self._context.history.append(HistoryEntry("bot", utterance.text))
-        self._journal.turn("bot", utterance.text)
+        self._call.context.history.append(HistoryEntry("bot", utterance.text))
+        self._call.journal.turn("bot", utterance.text)
 
     def _new_pacer(self, fmt: AudioFormat) -> OutboundPacer:
         pacer = OutboundPacer(
             self._leg,
             fmt.mono,
             max_lead_ms=self._leg.playout_lead_ms,
-            clock=self._clock,
+            clock=self._call.clock,
             ticks="shared",
         )
         pacer.on_frame_sent = self._on_frame_sent
@@ -377,12 +370,14 @@ class Speaker:
         if not self._awaiting_first_frame or self._turn_ended_at is None:
             return
         self._awaiting_first_frame = False
-        latency = self._clock() - self._turn_ended_at
-        self._stats.response_latencies_ms.append(latency * 1000)
-        if self._observer is not None:
-            self._observer.turn_answered(latency, latency - self._provider_wait())
-            if self._meter.llm_first_token_s is not None:
-                self._observer.stage_ttfb("llm_first_token", self._meter.llm_first_token_s)
+        latency = self._call.clock() - self._turn_ended_at
+        self._call.stats.response_latencies_ms.append(latency * 1000)
+        if self._call.observer is not None:
+            self._call.observer.turn_answered(latency, latency - self._provider_wait())
+            if self._call.meter.llm_first_token_s is not None:
+                self._call.observer.stage_ttfb(
+                    "llm_first_token", self._call.meter.llm_first_token_s
+                )
 
     def _provider_wait(self) -> float:
         """Of this turn's latency, the time spent waiting on the chat model's first line
@@ -391,7 +386,7 @@ class Speaker:
         if utterance is None:
             return 0.0
         waited = utterance.tts_wait_s or 0.0
-        llm_started = self._meter.llm_started_at
+        llm_started = self._call.meter.llm_started_at
         if llm_started is not None and utterance.first_item_at is not None:
             waited += max(0.0, utterance.first_item_at - llm_started)
         return waited
