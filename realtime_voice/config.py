@@ -1,7 +1,8 @@
 """Settings from the environment (and ``.env`` when present), validated at start-up.
 
-Names follow DESIGN.md. A bad value raises `SettingsError` whose message is one line naming
-the variable and the expected form; the CLI prints it and exits 2.
+Names are those of the README's "Configuration" table. A bad value raises `SettingsError`
+whose message is one line naming the variable and the expected form; the CLI prints it and
+exits 2.
 """
 
 from __future__ import annotations

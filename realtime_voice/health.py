@@ -1,4 +1,4 @@
-"""The health report shared by both planes (PROTOCOLS.md §5)."""
+"""The health report shared by both planes (docs/PROTOCOLS.md §5)."""
 
 from __future__ import annotations
 

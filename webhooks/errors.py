@@ -2,7 +2,7 @@
 
 Every refusal a webhook or API route answers has the same shape, ``{"error": ...}`` first
 and then whatever names the culprit (``field``, ``parameter``, ``message``), which outside
-clients parse (PROTOCOLS.md). Building them in one place keeps the key order and the
+clients parse (docs/PROTOCOLS.md). Building them in one place keeps the key order and the
 encoding identical from route to route.
 """
 

@@ -1,6 +1,6 @@
 """``POST /api/voice/inbound``: answer an inbound call with a signed media WebSocket URL.
 
-Contract: PROTOCOLS.md §1. Idempotent per ``body.id``; 400 names the bad field; 401 on a
+Contract: docs/PROTOCOLS.md §1. Idempotent per ``body.id``; 400 names the bad field; 401 on a
 wrong ``Verification-Token``; 503 at capacity.
 """
 

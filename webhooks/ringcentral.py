@@ -1,8 +1,8 @@
-"""``POST /api/ringcentral/webhook``: RingCentral's notifications (PROTOCOLS.md §4).
+"""``POST /api/ringcentral/webhook``: RingCentral's notifications (docs/PROTOCOLS.md §4).
 
 The request path does as little as possible, because RingCentral blacklists a webhook
 that answers slowly: the subscription handshake is answered byte for byte
-(RINGCENTRAL.md §1.2); a notification is authenticated, parsed, deduplicated by ``uuid``
+(docs/RINGCENTRAL.md §1.2); a notification is authenticated, parsed, deduplicated by ``uuid``
 and queued, and the reply is 200 at once. A background worker then releases each
 telephony session's events in ``body.sequence`` order (after a short reorder window) and
 applies them: the `CallEventSink` records ringing, answered and ended, and a
@@ -292,7 +292,7 @@ class RingCentralWebhook:
             return self._handshake(validation)
         # The current "Receiving webhooks" page calls the notification header
         # Validation-Token while the API schema says Verification-Token
-        # (RINGCENTRAL.md §1.3): accept either, preferring the documented one.
+        # (docs/RINGCENTRAL.md §1.3): accept either, preferring the documented one.
         given = request.headers.get("Verification-Token", validation)
         if self._token is None or not secret_matches(given, self._token):
             self.stats.unauthorized += 1

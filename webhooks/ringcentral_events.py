@@ -1,6 +1,6 @@
 """Typed RingCentral webhook notifications, parsed from the raw JSON with no I/O.
 
-Shape: RINGCENTRAL.md §1.4. Only what a voice bot acts on is kept; unknown fields are
+Shape: docs/RINGCENTRAL.md §1.4. Only what a voice bot acts on is kept; unknown fields are
 ignored (RingCentral adds fields over time) but a field we rely on with the wrong type is
 refused with `NotificationError`, whose ``field`` is the JSON path of the culprit
 (``body.parties[0].status.code``), so the webhook can answer 400 naming it.

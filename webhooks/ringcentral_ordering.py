@@ -1,6 +1,6 @@
 """Deduplication and per-session ordering of webhook notifications (pure, clock injected).
 
-RingCentral may deliver a notification twice and out of order (RINGCENTRAL.md §1.4):
+RingCentral may deliver a notification twice and out of order (docs/RINGCENTRAL.md §1.4):
 `SeenSet` remembers notification uuids for a while, and `ReorderBuffer` holds each
 telephony session's events for a short window so a late lower ``sequence`` can still be
 applied before a higher one. Sequence numbers are per telephony session but not

@@ -1,6 +1,6 @@
 """``POST /api/voice/twilio/incoming``: answer a Twilio (or SignalWire) call with TwiML.
 
-Contract: PROTOCOLS.md §3. The answer connects the call to our media plane::
+Contract: docs/PROTOCOLS.md §3. The answer connects the call to our media plane::
 
     <Response><Connect><Stream url="wss://HOST/api/voice/twilio/ws">
       <Parameter name="token" value="..."/></Stream></Connect></Response>

@@ -1,6 +1,6 @@
 """A RingCentral media-bridge caller: the inbound webhook, then the bridge protocol.
 
-The gateway posts the inbound-call webhook (PROTOCOLS.md §1), takes the signed media URL
+The gateway posts the inbound-call webhook (docs/PROTOCOLS.md §1), takes the signed media URL
 from the answer and streams the call there with the RingCentral bridge protocol (§2):
 raw mu-law binary frames both ways, JSON control messages.
 """
@@ -20,7 +20,7 @@ BOT_NUMBER = "+15555555678"
 
 
 def inbound_body(call_id: str) -> dict[str, Any]:
-    """The inbound-call webhook body for ``call_id`` (PROTOCOLS.md §1)."""
+    """The inbound-call webhook body for ``call_id`` (docs/PROTOCOLS.md §1)."""
     return {
         "event": "call.inbound",
         "body": {

@@ -1,6 +1,6 @@
 """A Twilio Media Streams caller: the TwiML webhook, then Twilio's WebSocket protocol.
 
-The gateway plays Twilio: it posts the incoming-call webhook as a form (PROTOCOLS.md §3),
+The gateway plays Twilio: it posts the incoming-call webhook as a form (docs/PROTOCOLS.md §3),
 reads the ``<Connect><Stream>`` URL and its ``token`` parameter from the TwiML answer,
 opens the stream and sends ``connected`` and ``start`` (with the token among the custom
 parameters and the CallSid it is bound to), then base64 mu-law ``media`` events. The

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 _GATEWAY_LEAD_MS: Final = 60
 # Audio a gateway may hold ahead of real time: enough to ride out a scheduling hiccup,
-# little enough that a ``clear`` leaves no audible tail (PROTOCOLS.md §2).
+# little enough that a ``clear`` leaves no audible tail (docs/PROTOCOLS.md §2).
 _PLATFORM_TIMEOUT_S: Final = 15.0
 
 

@@ -1,4 +1,4 @@
-"""The RingCentral bridge protocol: our own contract with the media gateway (PROTOCOLS.md §2).
+"""The RingCentral bridge protocol: our own contract with the media gateway (docs/PROTOCOLS.md §2).
 
 RingCentral does not stream two-way call audio over a WebSocket itself, so a media
 gateway bridges the call to us. Audio travels as raw binary frames in the negotiated
@@ -111,7 +111,7 @@ def _int_field(obj: Mapping[str, Any], key: str, current: int) -> int | str:
 
 
 class RingCentralBridgeProtocol:
-    """Codec for the gateway bridge protocol (PROTOCOLS.md §2). One instance per call.
+    """Codec for the gateway bridge protocol (docs/PROTOCOLS.md §2). One instance per call.
 
     Attributes:
         name: ``ringcentral``, for logs and metrics.

@@ -80,7 +80,7 @@ def _check_media_format(fmt: object) -> None:
 
 
 class TwilioMediaStreamsProtocol:
-    """Codec for Twilio Media Streams (PROTOCOLS.md §3). One instance per call.
+    """Codec for Twilio Media Streams (docs/PROTOCOLS.md §3). One instance per call.
 
     Attributes:
         name: ``twilio``, for logs and metrics.

@@ -1,6 +1,6 @@
 """A bounded cache of synthesized audio for fixed lines (greeting, handoff, goodbye).
 
-Lesson 4 of LESSONS.md: the greeting must be ready the instant media starts. Fixed lines
+Lesson 4 of docs/LESSONS.md: the greeting must be ready the instant media starts. Fixed lines
 are the same for every call, so their audio is kept per (text, wire format).
 """
 

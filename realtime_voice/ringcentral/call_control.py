@@ -1,4 +1,4 @@
-"""RingCentral Call Control: the calls a voice bot needs (RINGCENTRAL.md §3).
+"""RingCentral Call Control: the calls a voice bot needs (docs/RINGCENTRAL.md §3).
 
 All paths are under ``/restapi/v1.0/account/~/telephony/sessions/{telephonySessionId}``:
 

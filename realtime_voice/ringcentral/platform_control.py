@@ -1,4 +1,7 @@
-"""RingCentral Call Control for calls the notifications webhook has seen (RINGCENTRAL.md §3)."""
+"""RingCentral Call Control for calls the notifications webhook has seen.
+
+The calls and their bodies: docs/RINGCENTRAL.md §3.
+"""
 
 from __future__ import annotations
 

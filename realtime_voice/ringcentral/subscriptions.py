@@ -1,7 +1,7 @@
 """Webhook subscriptions: the set-up step that makes RingCentral call our webhook.
 
 ``POST /restapi/v1.0/subscription`` with event filters and a WebHook delivery mode
-(RINGCENTRAL.md §1.1). While that request is in flight RingCentral performs the
+(docs/RINGCENTRAL.md §1.1). While that request is in flight RingCentral performs the
 Validation-Token handshake against the address, so the server must already be reachable
 there; a failed handshake comes back as the request's error.
 """

@@ -5,7 +5,7 @@ Format: ``<expiry unix seconds>.<nonce>.<signature>``, signature = HMAC-SHA256 w
 ``VOICE_STREAM_SECRET`` over ``call_id|expiry|nonce`` (urlsafe base64, no padding).
 
 Single use is enforced in this process's memory. Calls are pinned to the process that
-answered them until shared storage lands (DESIGN.md "Scaling out").
+answered them until shared storage lands (docs/ARCHITECTURE.md "Scaling out").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both planes check it when ``TWILIO_AUTH_TOKEN`` is set: the HTTP plane on the
 incoming-call webhook, the media plane on the Media Streams WebSocket upgrade
-(PROTOCOLS.md §3). The signature is base64 HMAC-SHA1, keyed with the auth token, over
+(docs/PROTOCOLS.md §3). The signature is base64 HMAC-SHA1, keyed with the auth token, over
 the full URL Twilio requested followed by every POST parameter's name and value, sorted
 by name.
 """

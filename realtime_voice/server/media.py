@@ -48,7 +48,7 @@ BRIDGE_PATH = "/api/voice/realtime/ws/call"
 TWILIO_PATH = "/api/voice/twilio/ws"
 HEALTH_PATH = "/api/voice/realtime/health"
 
-# Close codes (PROTOCOLS.md §2).
+# Close codes (docs/PROTOCOLS.md §2).
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNSUPPORTED = 1003
@@ -153,7 +153,7 @@ class MediaServer:
             self._refused("not_found")
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
         if path == TWILIO_PATH and self.settings.twilio_auth_token:
-            # PROTOCOLS.md §3: Twilio signs the upgrade request like a webhook (the URL it
+            # docs/PROTOCOLS.md §3: Twilio signs the upgrade request like a webhook (the URL it
             # connected to, no form parameters).
             signature = request.headers.get("X-Twilio-Signature", "")
             url = self.public_media_url() + request.path

@@ -1,7 +1,7 @@
 """A simulated telephony gateway that places one call to the server and reports it.
 
 `SimulatedCaller` does what a carrier plus media gateway would: it answers the call
-through the inbound webhook (PROTOCOLS.md §1), opens the media WebSocket (the
+through the inbound webhook (docs/PROTOCOLS.md §1), opens the media WebSocket (the
 RingCentral bridge protocol, §2, or Twilio Media Streams, §3), streams the caller's
 audio at real time in 20 ms frames (silence when the caller is quiet: a phone line
 never goes silent on the wire), plays the bot's audio through a `GatewayPlayback`

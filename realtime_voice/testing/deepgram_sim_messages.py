@@ -1,6 +1,6 @@
 """The JSON the Deepgram simulator sends, in the exact shapes of the real ``/v1/listen`` API.
 
-Shapes follow reference/DEEPGRAM_OPENAI.md §1a (Results, SpeechStarted, UtteranceEnd,
+Shapes follow docs/DEEPGRAM_OPENAI.md §1a (Results, SpeechStarted, UtteranceEnd,
 Metadata, Error). Pure functions of their arguments, so tests can compare them with
 captured messages field by field.
 """

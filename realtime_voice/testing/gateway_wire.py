@@ -1,6 +1,6 @@
 """The gateway's side of the two media protocols, as pure codecs (no socket).
 
-`RingCentralGatewayWire` speaks the RingCentral bridge protocol (PROTOCOLS.md §2) and
+`RingCentralGatewayWire` speaks the RingCentral bridge protocol (docs/PROTOCOLS.md §2) and
 `TwilioGatewayWire` speaks Twilio Media Streams (§3), each from the gateway's seat:
 they format what a gateway sends (start, audio, DTMF, mark echoes, stop) and parse what
 the server sends back into `ServerMessage` values. Anything the server sends that the
@@ -138,7 +138,7 @@ class GatewayWire(Protocol):
 
 
 class RingCentralGatewayWire:
-    """Gateway side of the RingCentral bridge protocol (PROTOCOLS.md §2).
+    """Gateway side of the RingCentral bridge protocol (docs/PROTOCOLS.md §2).
 
     Audio travels as raw binary frames both ways; everything else is JSON with a
     ``type`` field.
@@ -209,7 +209,7 @@ class RingCentralGatewayWire:
 
 
 class TwilioGatewayWire:
-    """Gateway side of Twilio Media Streams (PROTOCOLS.md §3), as Twilio sends it.
+    """Gateway side of Twilio Media Streams (docs/PROTOCOLS.md §3), as Twilio sends it.
 
     Every message after ``connected`` carries an incrementing ``sequenceNumber``;
     ``media`` carries its own ``chunk`` counter and a ``timestamp`` in ms from the

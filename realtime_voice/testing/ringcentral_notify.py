@@ -2,7 +2,7 @@
 
 - `validate_webhook` performs the subscription handshake over a raw connection, so the
   reply is judged on its exact bytes: status 200, the ``Validation-Token`` echoed, a JSON
-  content type, an empty body and at most 1024 bytes in all (RINGCENTRAL.md §1.2).
+  content type, an empty body and at most 1024 bytes in all (docs/RINGCENTRAL.md §1.2).
 - `telephony_notification` builds a telephony session notification shaped like
   RingCentral's (§1.4).
 - `WebhookNotifier` posts them with the ``Verification-Token`` header, numbering each

@@ -1,4 +1,4 @@
-"""The media plane's contract over real sockets (PROTOCOLS.md §2, §3, §5)."""
+"""The media plane's contract over real sockets (docs/PROTOCOLS.md §2, §3, §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/voice/inbound over real HTTP (PROTOCOLS.md §1)."""
+"""POST /api/voice/inbound over real HTTP (docs/PROTOCOLS.md §1)."""
 
 from __future__ import annotations
 

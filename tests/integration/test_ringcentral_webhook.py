@@ -1,4 +1,4 @@
-"""POST /api/ringcentral/webhook over real HTTP (PROTOCOLS.md §4, RINGCENTRAL.md §1)."""
+"""POST /api/ringcentral/webhook over real HTTP (docs/PROTOCOLS.md §4, docs/RINGCENTRAL.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""RingCentral bridge protocol codec: literal wire frames in both directions (PROTOCOLS.md §2)."""
+"""RingCentral bridge protocol codec: literal wire frames in both directions.
+
+The frames are docs/PROTOCOLS.md §2.
+"""
 
 from __future__ import annotations
 

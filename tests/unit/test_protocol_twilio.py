@@ -1,4 +1,7 @@
-"""Twilio Media Streams codec: literal Twilio frames in both directions (RINGCENTRAL.md §4)."""
+"""Twilio Media Streams codec: literal Twilio frames in both directions.
+
+The frames are docs/RINGCENTRAL.md §4.
+"""
 
 from __future__ import annotations
 

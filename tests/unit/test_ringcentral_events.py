@@ -1,4 +1,4 @@
-"""Parsing RingCentral notifications into typed events (RINGCENTRAL.md §1.4)."""
+"""Parsing RingCentral notifications into typed events (docs/RINGCENTRAL.md §1.4)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ It stands in for ``platform.ringcentral.com`` so the real client code
   (`oauth`).
 - Call Control under ``/restapi/v1.0/account/~/telephony/sessions/{id}``: ``GET``,
   ``DELETE``, ``parties/{id}`` ``DELETE``, ``parties/{id}/transfer`` and ``/forward``,
-  with RINGCENTRAL.md §3's bodies (exactly one target) and party states (forward only
+  with docs/RINGCENTRAL.md §3's bodies (exactly one target) and party states (forward only
   while ringing, transfer only once answered). A state change is announced to every
   subscribed webhook, as RingCentral does (`call_control`).
 - ``/restapi/v1.0/subscription``: create (performing the Validation-Token handshake

@@ -2,7 +2,7 @@
 
 Routes under ``/restapi/v1.0/account/~/telephony/sessions/{id}``: ``GET`` and
 ``DELETE`` of a session, ``DELETE`` of a party, and a party's ``transfer`` and
-``forward``, with RINGCENTRAL.md §3's bodies (exactly one target) and party states
+``forward``, with docs/RINGCENTRAL.md §3's bodies (exactly one target) and party states
 (forward only while ringing, transfer only once answered). Each state change is
 announced to every subscribed webhook in the background, as RingCentral does;
 `CallControl.wait_delivered` waits for those deliveries.
