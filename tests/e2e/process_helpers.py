@@ -80,7 +80,10 @@ async def get_json(url: str) -> tuple[int, dict[str, Any]]:
 
 
 async def post_inbound(http_port: int, call_id: str) -> tuple[int, dict[str, Any]]:
-    """Send the inbound-call webhook (PROTOCOLS.md §1) for ``call_id``: status and JSON body."""
+    """Send the inbound-call webhook for ``call_id``: status and JSON body.
+
+    The body is docs/PROTOCOLS.md §1.
+    """
     payload = {
         "event": "call.inbound",
         "body": {
@@ -138,6 +141,25 @@ class ServeProcess:
     def stderr(self) -> str:
         """Everything the child printed to stderr (its log) so far."""
         return self._stderr.read_text(encoding="utf-8", errors="replace")
+
+    async def wait_log(self, want: Callable[[str], bool], *, deadline_s: float) -> str:
+        """Poll the child's log until one of its lines satisfies ``want``; returns that line.
+
+        Raises:
+            AssertionError: the child exited, or ``deadline_s`` passed first.
+        """
+        try:
+            async with asyncio.timeout(deadline_s):
+                while True:
+                    self._check_running()
+                    for line in self.stderr.splitlines():
+                        if want(line):
+                            return line
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(
+                f"no log line matched within {deadline_s} s:\n{self.stderr}"
+            ) from None
 
     def _check_running(self) -> None:
         code = self.proc.poll()
@@ -205,7 +227,7 @@ class ServeProcess:
 
 
 class BridgeGateway:
-    """The gateway side of one RingCentral bridge call (PROTOCOLS.md §2).
+    """The gateway side of one RingCentral bridge call (docs/PROTOCOLS.md §2).
 
     It streams 20 ms silence frames at real time, echoes every ``mark`` at once (as a
     gateway does when playback reaches it) and records every frame the server sends, in
