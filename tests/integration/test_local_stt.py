@@ -252,3 +252,32 @@ async def test_misuse_is_reported() -> None:
         stt.send_audio(silence(0.02))
     with pytest.raises(ValueError):
         LocalSpeechToText(vad_threshold=1.5)
+
+
+# 20 ms frames against Silero's 32 ms windows: an utterance can start at 8 phases of the
+# window grid (gcd 4 ms), and k leading frames for k = 0..7 give each phase once. Moonshine
+# does not hear every line the same at every phase ("Hello there." becomes "A low there."
+# at two of them), so a test that compares a line word for word must use one heard the same
+# at all eight; this test is what lets tests/e2e/test_faults.py do that.
+@pytest.mark.parametrize("lead_frames", range(8))
+async def test_the_repeated_line_is_heard_exactly_at_every_window_phase(lead_frames: int) -> None:
+    from realtime_voice.audio.format import MULAW_8K
+    from realtime_voice.audio.processor import AudioProcessor
+    from realtime_voice.testing.speech import caller_audio
+    from tests.e2e.test_faults import REPEATED
+
+    mulaw = await caller_audio(REPEATED)
+    quiet = b"\xff" * 160  # one 20 ms mu-law frame of digital silence
+    wire = quiet * (25 + lead_frames) + mulaw + quiet * 75
+    processor = AudioProcessor(MULAW_8K, target_rate=RATE)  # the call's own decode path
+    stt = LocalSpeechToText()
+    await stt.start()
+    got = Collector(stt)
+    for i in range(0, len(wire), 160):
+        for frame in processor.process(wire[i : i + 160]):
+            stt.send_audio(frame.pcm)
+        await asyncio.sleep(0)
+    await got.wait_utterance_ends(1)
+    await stt.stop()
+    await got.task
+    assert [final.text for final in got.finals()] == [REPEATED]
