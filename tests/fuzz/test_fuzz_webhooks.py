@@ -11,6 +11,7 @@ every 4xx is a JSON object whose ``error`` says what was wrong.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import xml.etree.ElementTree as ET
@@ -300,6 +301,7 @@ async def test_ringcentral_webhook_explains_every_rejection(
         assert headers.get("Verification-Token", validation) == RC_TOKEN
 
 
+RUN_IDS = itertools.count()
 STATUSES = st.sampled_from(["Setup", "Proceeding", "Answered", "Hold", "Disconnected", "Gone"])
 
 
@@ -315,7 +317,9 @@ STATUSES = st.sampled_from(["Setup", "Proceeding", "Answered", "Hold", "Disconne
 async def test_ringcentral_events_out_of_order_apply_in_sequence(
     plane: Plane, events: list[tuple[str, int, str]], repeats: list[int], seed: int
 ) -> None:
-    run = f"r{seed}-{len(plane.sink.events)}"
+    # A fresh run id per example: no example's sessions can match another's.
+    run = f"run{next(RUN_IDS)}"
+    sessions = {f"{run}-{session}" for session, _, _ in events}
     notes = [
         notification(f"{run}-{index}", f"{run}-{session}", sequence, status)
         for index, (session, sequence, status) in enumerate(events)
@@ -328,7 +332,7 @@ async def test_ringcentral_events_out_of_order_apply_in_sequence(
                            headers={"Verification-Token": RC_TOKEN})
         assert reply.status == 200, reply
     await plane.webhook.join()
-    applied = [r.event for r in plane.sink.events if r.event.telephony_session_id.startswith(run)]
+    applied = [r.event for r in plane.sink.events if r.event.telephony_session_id in sessions]
     uuids = [event.uuid for event in applied]
     assert len(uuids) == len(set(uuids)), "a retried notification was applied twice"
     for session in {event.telephony_session_id for event in applied}:
