@@ -2,15 +2,16 @@
 
 Each test starts the server the way an operator does (console script, environment, a
 working directory that may hold a ``.env``), talks to it over real sockets, signals it and
-checks the exit status (README "Configuration" and "Shutdown", PROTOCOLS.md §1, §2, §5).
+checks the exit status (README "Configuration" and "Shutdown", docs/PROTOCOLS.md §1, §2, §5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -158,12 +159,11 @@ async def test_serves_both_planes_and_stops_on_a_signal(
 # ---------------------------------------------------------------------- live calls
 
 
-async def test_sigterm_drains_then_says_goodbye_and_hangs_up(launch: Launch) -> None:
-    server = launch(VOICE_DRAIN_TIMEOUT=str(SHORT_DRAIN_S))
-    await server.wait_ready(START_DEADLINE_S)
-    status, answer = await post_inbound(server.http_port, "call-drain-1")
+@contextlib.asynccontextmanager
+async def greeted_call(server: ServeProcess, call_id: str) -> AsyncIterator[BridgeGateway]:
+    """A bridge call to ``server``, answered and greeted; the gateway is closed after."""
+    status, answer = await post_inbound(server.http_port, call_id)
     assert status == 200, answer
-
     async with connect(answer["media"]["url"], proxy=None) as ws:
         gateway = BridgeGateway(ws)
         gateway.start()
@@ -171,29 +171,35 @@ async def test_sigterm_drains_then_says_goodbye_and_hangs_up(launch: Launch) -> 
             await gateway.send_json({"type": "start"})
             async with asyncio.timeout(CALL_DEADLINE_S):
                 await gateway.wait_frame(is_mark("greeting_done"))
-
-            server.send_signal(signal.SIGTERM)
-            # Draining: the load balancer and the gateway are told to go elsewhere, while
-            # the live call carries on.
-            status, health = await server.wait_health(
-                lambda code, _: code == 503, deadline_s=CALL_DEADLINE_S
-            )
-            assert health["status"] == "unhealthy"
-            assert health["active_calls"] == 1
-            status, media_health = await get_json(server.health_url(server.media_port))
-            assert status == 503
-            assert media_health["status"] == "unhealthy"
-            status, refusal = await post_inbound(server.http_port, "call-drain-2")
-            assert status == 503
-            assert refusal["action"] == "reject"
-            assert isinstance(refusal.get("reason"), str) and refusal["reason"]
-            assert not gateway.closed
-            assert not any(is_type("hangup")(f) for f in gateway.control_frames())
-
-            async with asyncio.timeout(CALL_DEADLINE_S):
-                code = await gateway.wait_closed()
+            yield gateway
         finally:
             await gateway.aclose()
+
+
+async def test_sigterm_drains_then_says_goodbye_and_hangs_up(launch: Launch) -> None:
+    server = launch(VOICE_DRAIN_TIMEOUT=str(SHORT_DRAIN_S))
+    await server.wait_ready(START_DEADLINE_S)
+    async with greeted_call(server, "call-drain-1") as gateway:
+        server.send_signal(signal.SIGTERM)
+        # Draining: the load balancer and the gateway are told to go elsewhere, while
+        # the live call carries on.
+        status, health = await server.wait_health(
+            lambda code, _: code == 503, deadline_s=CALL_DEADLINE_S
+        )
+        assert health["status"] == "unhealthy"
+        assert health["active_calls"] == 1
+        status, media_health = await get_json(server.health_url(server.media_port))
+        assert status == 503
+        assert media_health["status"] == "unhealthy"
+        status, refusal = await post_inbound(server.http_port, "call-drain-2")
+        assert status == 503
+        assert refusal["action"] == "reject"
+        assert isinstance(refusal.get("reason"), str) and refusal["reason"]
+        assert not gateway.closed
+        assert not any(is_type("hangup")(f) for f in gateway.control_frames())
+
+        async with asyncio.timeout(CALL_DEADLINE_S):
+            code = await gateway.wait_closed()
 
     after_greeting = gateway.frames_after(is_mark("greeting_done"))
     hangups = [
@@ -217,26 +223,15 @@ async def test_a_call_ending_during_the_drain_lets_the_server_exit_at_once(
 ) -> None:
     server = launch(VOICE_DRAIN_TIMEOUT=str(LONG_DRAIN_S))
     await server.wait_ready(START_DEADLINE_S)
-    status, answer = await post_inbound(server.http_port, "call-drain-3")
-    assert status == 200, answer
-
-    async with connect(answer["media"]["url"], proxy=None) as ws:
-        gateway = BridgeGateway(ws)
-        gateway.start()
-        try:
-            await gateway.send_json({"type": "start"})
-            async with asyncio.timeout(CALL_DEADLINE_S):
-                await gateway.wait_frame(is_mark("greeting_done"))
-            server.send_signal(signal.SIGTERM)
-            # Only once the server is draining does the caller hang up, so the call ends
-            # inside the drain window rather than before it.
-            await server.wait_health(lambda code, _: code == 503, deadline_s=CALL_DEADLINE_S)
-            await gateway.stop_audio()
-            await gateway.send_json({"type": "stop"})
-            async with asyncio.timeout(CALL_DEADLINE_S):
-                code = await gateway.wait_closed()
-        finally:
-            await gateway.aclose()
+    async with greeted_call(server, "call-drain-3") as gateway:
+        server.send_signal(signal.SIGTERM)
+        # Only once the server is draining does the caller hang up, so the call ends
+        # inside the drain window rather than before it.
+        await server.wait_health(lambda code, _: code == 503, deadline_s=CALL_DEADLINE_S)
+        await gateway.stop_audio()
+        await gateway.send_json({"type": "stop"})
+        async with asyncio.timeout(CALL_DEADLINE_S):
+            code = await gateway.wait_closed()
 
     assert code == 1000
     # The caller left on their own: no goodbye was forced on them.

@@ -128,13 +128,24 @@ async def test_malformed_tool_arguments_raise_a_clear_error(sim: OpenAISimulator
     await model.aclose()
 
 
-async def test_server_error_once_is_retried(sim: OpenAISimulator) -> None:
-    sim.faults.server_error_times = 1
+@pytest.mark.parametrize(
+    ("faults", "first_status"),
+    [
+        (lambda: Faults(server_error_times=1), 500),
+        # A short Retry-After is waited out.
+        (lambda: Faults(rate_limit_times=1, retry_after_s=0.1), 429),
+    ],
+    ids=["server_error_once", "rate_limited_with_short_retry_after"],
+)
+async def test_one_failure_is_retried_and_answers(
+    sim: OpenAISimulator, faults: Callable[[], Faults], first_status: int
+) -> None:
+    sim.faults = faults()  # a fresh one: a Faults counts down as it fires
     sim.script(HELLO)
     model = make_model(sim)
     assert text_of(await collect(model)) == HELLO
     await model.aclose()
-    assert [r.status for r in sim.requests] == [500, 200]
+    assert [r.status for r in sim.requests] == [first_status, 200]
 
 
 async def test_server_error_every_time_fails_after_one_retry(sim: OpenAISimulator) -> None:
@@ -166,15 +177,6 @@ async def test_rate_limit_with_long_retry_after_fails_within_the_deadline(
     await model.aclose()
     assert "deadline" in str(caught.value)
     assert [r.status for r in sim.requests] == [429]
-
-
-async def test_rate_limit_with_short_retry_after_is_retried(sim: OpenAISimulator) -> None:
-    sim.faults = Faults(rate_limit_times=1, retry_after_s=0.1)
-    sim.script(HELLO)
-    model = make_model(sim)
-    assert text_of(await collect(model)) == HELLO
-    await model.aclose()
-    assert [r.status for r in sim.requests] == [429, 200]
 
 
 async def test_client_errors_are_not_retried(sim: OpenAISimulator) -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 
-import pytest
-
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
-from ai_pipeline.flow_schema import load_flows
 from ai_pipeline.llm import (
     ChatMessage,
     ChatModel,
@@ -78,11 +75,6 @@ class FakeModel:
 
 def deltas(*parts: str) -> list[Event]:
     return [TextDelta(part) for part in parts]
-
-
-@pytest.fixture(scope="module")
-def flows() -> dict[str, Flow]:
-    return load_flows()
 
 
 def make_bot(

@@ -6,7 +6,6 @@ import pytest
 
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
-from ai_pipeline.flow_schema import load_flows
 from ai_pipeline.responder import HangupAction, TransferAction, TransferTarget
 from tests.unit.flow_script import Call, fixed_clock
 
@@ -18,11 +17,6 @@ RAJESH = {
     "budget": "8000000",
     "source": "Facebook Ads",
 }
-
-
-@pytest.fixture(scope="module")
-def flows() -> dict[str, Flow]:
-    return load_flows()
 
 
 @pytest.fixture

@@ -6,16 +6,10 @@ import pytest
 
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
-from ai_pipeline.flow_schema import load_flows
 from ai_pipeline.responder import HangupAction, Responder, SayText, TransferAction, TransferTarget
 from tests.unit.flow_script import Call, fixed_clock
 
 MANAGER = TransferTarget(phone_number="+15555550199")
-
-
-@pytest.fixture(scope="module")
-def flows() -> dict[str, Flow]:
-    return load_flows()
 
 
 @pytest.fixture

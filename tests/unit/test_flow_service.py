@@ -7,7 +7,6 @@ import pytest
 from ai_pipeline.customers import Customer, InMemoryCustomerDirectory
 from ai_pipeline.flow_model import Flow
 from ai_pipeline.flow_responder import FlowResponder, outcome_of
-from ai_pipeline.flow_schema import load_flows
 from ai_pipeline.responder import HangupAction, TransferAction, TransferTarget
 from tests.unit.flow_script import Call, fixed_clock
 
@@ -19,11 +18,6 @@ HOURS = [
 JOHN = Customer(
     "John Smith", "+1 (555) 201-3344", customer_id="C-17", details={"vehicle": "2019 Honda Civic"}
 )
-
-
-@pytest.fixture(scope="module")
-def flows() -> dict[str, Flow]:
-    return load_flows()
 
 
 @pytest.fixture

@@ -7,15 +7,9 @@ import datetime as dt
 import pytest
 
 from ai_pipeline.flow_model import Flow
-from ai_pipeline.flow_schema import load_flows
 from ai_pipeline.nlp import COMMON_INTENTS, Intent, IntentSet, analyze, normalize
 
 NOW = dt.datetime(2025, 6, 11, 10, 0)
-
-
-@pytest.fixture(scope="module")
-def flows() -> dict[str, Flow]:
-    return load_flows()
 
 
 def intent_of(text: str, intents: IntentSet = COMMON_INTENTS) -> str | None:
