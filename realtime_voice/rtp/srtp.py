@@ -130,8 +130,10 @@ class SrtpContext:
             The SRTP packet (10 bytes longer).
 
         Raises:
-            ValueError: ``rtp`` is not an RTP packet libsrtp accepts (our own bug, not
-                the network's, so it is raised rather than counted).
+            ValueError: ``rtp`` is not an RTP packet libsrtp accepts, or its sequence
+                number was protected before (libsrtp never sends one index twice: a
+                retransmission needs a new sequence number). Our own bug, not the
+                network's, so it is raised rather than counted.
         """
         try:
             out = self._outbound.protect(bytes(rtp))

@@ -207,3 +207,10 @@ def test_a_replay_from_before_the_wrap_is_still_caught() -> None:
         assert theirs.unprotect(wire) is not None
     assert theirs.unprotect(wires[0]) is None
     assert theirs.stats.replays == 1
+
+
+def test_protecting_one_sequence_number_twice_raises() -> None:
+    ours, _ = _pair()
+    ours.protect(_rtp(1))
+    with pytest.raises(ValueError, match="replay check"):
+        ours.protect(_rtp(1))
