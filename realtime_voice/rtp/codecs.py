@@ -24,14 +24,15 @@ mono under ``opus/48000/2`` is allowed (the ``/2`` is a receiver capability; sig
 
 Opus binding: ``opuslib-next-bundled`` 0.1.1 (BSD-3; import name ``opuslib_next``).
 Chosen by measurement (``python loadtests/bench_rtp_media.py --candidate ...``, 2-core
-x86_64, 20 ms of speech-like audio at 16 kHz mono): encode 130 µs against 190-210 µs for
-``opuslib`` 3.0.1 and ``opuslib-next`` 1.3.1, both on Debian's libopus 1.3.1; decode
-21-25 µs for all three. Encoding is the heaviest per-call step, so that is a third less
-CPU per call. And by maintenance: ``opuslib`` has had no release since 2018; this 2026
-fork ships its own libopus (1.5 or later: it exports the 1.5 DRED calls; its version
-string says "unknown"), so no apt package is needed. It keeps the ``opuslib-next`` API,
-so ``OPUSLIB_NEXT_USE_SYSTEM_LIB=1`` (or installing ``opuslib-next`` instead) moves to
-Debian's libopus and its security updates without a code change.
+x86_64, 20 ms of speech-like audio at 16 kHz mono, three runs): encode 130-135 µs
+against 190-235 µs for ``opuslib`` 3.0.1 and ``opuslib-next`` 1.3.1, both on Debian's
+libopus 1.3.1; decode 20-26 µs for all three. Encoding is the heaviest per-call step,
+so that is a third less CPU per call. And by maintenance: ``opuslib`` has had no
+release since 2018; this 2026 fork ships its own libopus (1.5 or later: it exports the
+1.5 DRED calls; its version string says "unknown"), so no apt package is needed. It
+keeps the ``opuslib-next`` API, so ``OPUSLIB_NEXT_USE_SYSTEM_LIB=1`` (or installing
+``opuslib-next`` instead) moves to Debian's libopus and its security updates without a
+code change.
 """
 
 from __future__ import annotations
