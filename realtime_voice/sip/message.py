@@ -326,8 +326,12 @@ class SipStreamParser:
                 self._failed = event.error
                 self._buffer.clear()
                 return events
+        # Compact: offsets into the buffer (scan position, pending body) move with it.
         del self._buffer[:offset]
         self._scanned = max(0, self._scanned - offset)
+        if self._pending is not None:
+            head, length, body_start = self._pending
+            self._pending = (head, length, body_start - offset)
         if len(self._buffer) > self._limits.max_buffered_bytes:  # implied by the others
             self._failed = SipParseError("too many bytes buffered", status=513)
             events.append(InvalidMessage(self._failed, fatal=True))

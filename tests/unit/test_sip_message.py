@@ -333,6 +333,16 @@ def test_stream_byte_by_byte_and_pipelined() -> None:
         _request(REGISTER)]
 
 
+def test_stream_split_at_every_byte_of_pipelined_messages() -> None:
+    # Regression: a body still arriving after earlier messages in the same chunk.
+    data = REGISTER + INVITE + b"\r\n\r\n" + INVITE
+    whole = SipStreamParser(server=True).feed(data)
+    assert len(whole) == 4
+    for cut in range(len(data) + 1):
+        parser = SipStreamParser(server=True)
+        assert parser.feed(data[:cut]) + parser.feed(data[cut:]) == whole, cut
+
+
 def test_stream_keepalives() -> None:
     parser = SipStreamParser()
     assert parser.feed(b"\r\n\r\n") == [KeepAlivePing()]
