@@ -69,11 +69,7 @@ class SipParseError(ValueError):
     """
 
     def __init__(
-        self,
-        reason: str,
-        *,
-        partial: SipMessage | None = None,
-        status: int = 400,
+        self, reason: str, *, partial: SipMessage | None = None, status: int = 400,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -107,14 +103,8 @@ def quoted_end(text: str, start: int = 0) -> int:
 def split_outside(text: str, separator: str) -> list[str]:
     """Split ``text`` at ``separator`` where it is outside quoted strings and ``<...>``.
 
-    A comma inside ``"Doe, John"`` or inside ``<sip:a@b;x=1,2>`` separates nothing.
-
-    Args:
-        text: a header value or a part of one.
-        separator: one character, usually ``","`` or ``";"``.
-
-    Returns:
-        The pieces, unstripped; one piece when the separator never occurs outside.
+    A comma inside ``"Doe, John"`` or inside ``<sip:a@b;x=1,2>`` separates nothing. The
+    pieces come back unstripped; ``separator`` is one character (``","``, ``";"``).
 
     Raises:
         SipParseError: a quoted string or a ``<`` is never closed.
@@ -143,13 +133,7 @@ def split_outside(text: str, separator: str) -> list[str]:
 
 
 def unquote(text: str) -> str:
-    """The content of the quoted string ``text`` with its quoted-pairs resolved.
-
-    Args:
-        text: ``"..."`` exactly, quotes included (``'"J Rosenberg \\\\\\""'``).
-
-    Returns:
-        The content (``'J Rosenberg \\"'``).
+    """The content of the quoted string ``text`` (quotes included), quoted-pairs resolved.
 
     Raises:
         SipParseError: ``text`` is not exactly one quoted string.
@@ -179,8 +163,8 @@ def parse_params(text: str, where: str) -> dict[str, str | None]:
         Name → value, or None for a valueless parameter (``lr``, ``rport``), in order.
 
     Raises:
-        SipParseError: an empty parameter (``;;``), a name that is not a token, or a
-            value with spaces or separators in it.
+        SipParseError: an empty parameter (``;;``), a name that is not a token or given
+            twice, or a value with spaces or separators in it.
     """
     params: dict[str, str | None] = {}
     if not text.strip():
@@ -192,6 +176,8 @@ def parse_params(text: str, where: str) -> dict[str, str | None]:
             raise SipParseError(f"empty parameter in {where}")
         if not is_token(name):
             raise SipParseError(f"bad parameter name {_clip(name)!r} in {where}")
+        if name.lower() in params:  # two tags or branches: which one would a peer use?
+            raise SipParseError(f"parameter {_clip(name)} given twice in {where}")
         if eq:
             value = value.strip(" \t")
             quoted = value.startswith('"') and quoted_end(value, 0) == len(value)

@@ -462,3 +462,8 @@ def test_name_addr_always_serializes_with_angle_brackets() -> None:
     addr = NameAddr(SipUri("h", user="u", params={"transport": "tls"}), None, {"tag": "1"})
     assert str(addr) == "<sip:u@h;transport=tls>;tag=1"
     assert str(NameAddr(OtherUri("tel", "+1"), 'A "B"')) == '"A \\"B\\"" <tel:+1>'
+
+
+def test_a_parameter_given_twice_is_refused() -> None:
+    with pytest.raises(SipParseError, match="parameter TAG given twice in To"):
+        parse_name_addr("<sip:a@b>;tag=1;TAG=2", "To")
