@@ -54,9 +54,13 @@ def _bytes(text: str) -> bytes:
     """``text`` as bytes for hashing and constant-time comparison.
 
     surrogateescape: a header value holding bytes that were not UTF-8 (decoded that
-    way by the message parser) encodes back to those same bytes, instead of raising.
+    way by the message parser) encodes back to those same bytes. Any other lone
+    surrogate (from a caller's str) still encodes, deterministically, instead of raising.
     """
-    return text.encode("utf-8", "surrogateescape")
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 class AuthError(SipParseError):
@@ -399,7 +403,7 @@ class DigestServer:
         self._last_nc: dict[str, int] = {}
 
     def _mac(self, issued: str) -> str:
-        digest = hmac.new(self._secret, f"{issued}:{self.realm}".encode(), hashlib.sha256)
+        digest = hmac.new(self._secret, _bytes(f"{issued}:{self.realm}"), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:18]).decode()
 
     def challenge(self, *, stale: bool = False) -> str:

@@ -230,3 +230,12 @@ def test_bad_inputs_to_the_builders() -> None:
         DigestServer("r", algorithm="SHA-1")
     with pytest.raises(ValueError, match="needs a qop"):
         DigestServer("r", algorithm="SHA-256-sess", qop=())
+
+
+def test_odd_code_points_hash_instead_of_raising() -> None:
+    # \udcff is how the message parser carries a non-UTF-8 byte; \ud800 only a caller makes.
+    server = DigestServer("r\ud800", clock=lambda: 1e6)
+    client = DigestClient("u\udcff\ud800", "p")
+    header = client.authorization(parse_challenge(server.challenge()), "REGISTER", "sip:r")
+    assert server.verify(header, method="REGISTER", username="u\udcff\ud800",
+                         password="p") is Verdict.OK
