@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlparse
 
 __all__ = ["Settings", "SettingsError", "load_dotenv", "load_settings"]
@@ -65,6 +65,16 @@ class Settings:
     rc_client_id: str | None = None
     rc_client_secret: str | None = field(default=None, repr=False)
     rc_jwt_token: str | None = field(default=None, repr=False)
+    # The RingCentral "Existing Phone" device the SIP leg registers as (docs/RINGCENTRAL_SIP.md).
+    rc_sip_domain: str | None = None
+    rc_sip_outbound_proxy: tuple[str, int] | None = None
+    rc_sip_username: str | None = None
+    rc_sip_password: str | None = field(default=None, repr=False)
+    rc_sip_authorization_id: str | None = None
+    rc_sip_ca_file: str | None = None
+    sip_listen: tuple[str, int] | None = None
+    sip_rtp_host: str | None = None
+    sip_rtp_ports: tuple[int, int] | None = None
     stt_provider: str = "auto"
     tts_provider: str = "auto"
     llm_provider: str = "auto"
@@ -232,6 +242,7 @@ def load_settings(
     secret = r.opt("VOICE_STREAM_SECRET")
     if secret is not None and len(secret) < 16:
         raise SettingsError("VOICE_STREAM_SECRET is too short: expected at least 16 characters")
+    sip = _sip_settings(r)
     log_level = r.get(
         "VOICE_LOG_LEVEL",
         _choice(("debug", "info", "warning", "error")),
@@ -314,6 +325,15 @@ def load_settings(
         rc_client_id=r.opt("RC_CLIENT_ID"),
         rc_client_secret=r.opt("RC_CLIENT_SECRET"),
         rc_jwt_token=r.opt("RC_JWT_TOKEN"),
+        rc_sip_domain=sip.rc_sip_domain,
+        rc_sip_outbound_proxy=sip.rc_sip_outbound_proxy,
+        rc_sip_username=sip.rc_sip_username,
+        rc_sip_password=sip.rc_sip_password,
+        rc_sip_authorization_id=sip.rc_sip_authorization_id,
+        rc_sip_ca_file=sip.rc_sip_ca_file,
+        sip_listen=sip.sip_listen,
+        sip_rtp_host=sip.sip_rtp_host,
+        sip_rtp_ports=sip.sip_rtp_ports,
         twilio_auth_token=r.opt("TWILIO_AUTH_TOKEN"),
         public_http_url=r.get(
             "VOICE_PUBLIC_HTTP_URL",
@@ -369,6 +389,61 @@ def load_settings(
         ),
         **providers,
     )
+
+
+class _SipSettings(NamedTuple):
+    rc_sip_domain: str | None
+    rc_sip_outbound_proxy: tuple[str, int] | None
+    rc_sip_username: str | None
+    rc_sip_password: str | None
+    rc_sip_authorization_id: str | None
+    rc_sip_ca_file: str | None
+    sip_listen: tuple[str, int] | None
+    sip_rtp_host: str | None
+    sip_rtp_ports: tuple[int, int] | None
+
+
+def _sip_settings(r: _Reader) -> _SipSettings:
+    """The SIP leg's settings; a device needs domain, proxy, username and password."""
+    values = _SipSettings(
+        rc_sip_domain=r.opt("RC_SIP_DOMAIN"),
+        rc_sip_outbound_proxy=r.get("RC_SIP_OUTBOUND_PROXY", _host_port, None,
+                                       "host:port such as sip10.ringcentral.com:5096"),
+        rc_sip_username=r.opt("RC_SIP_USERNAME"),
+        rc_sip_password=r.opt("RC_SIP_PASSWORD"),
+        rc_sip_authorization_id=r.opt("RC_SIP_AUTHORIZATION_ID"),
+        rc_sip_ca_file=r.opt("RC_SIP_CA_FILE"),
+        sip_listen=r.get("VOICE_SIP_LISTEN", _host_port, None, "host:port such as 0.0.0.0:5060"),
+        sip_rtp_host=r.opt("VOICE_SIP_RTP_HOST"),
+        sip_rtp_ports=r.get("VOICE_SIP_RTP_PORTS", _port_range, None,
+                               "a UDP port range such as 20000-20999"),
+    )
+    required = ("RC_SIP_DOMAIN", "RC_SIP_OUTBOUND_PROXY", "RC_SIP_USERNAME", "RC_SIP_PASSWORD")
+    given = [name for name in required if getattr(values, name.lower()) is not None]
+    if given and len(given) != len(required):
+        missing = ", ".join(name for name in required if name not in given)
+        raise SettingsError(f"the SIP device is half configured: {missing} missing "
+                            "(set all of RC_SIP_DOMAIN, RC_SIP_OUTBOUND_PROXY, RC_SIP_USERNAME "
+                            "and RC_SIP_PASSWORD, or none)")
+    ca_file = values.rc_sip_ca_file
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise SettingsError(f"RC_SIP_CA_FILE={ca_file!r} is not a readable file")
+    return values
+
+
+def _host_port(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(raw)
+    return host.strip("[]"), _port(port)
+
+
+def _port_range(raw: str) -> tuple[int, int]:
+    low, sep, high = raw.partition("-")
+    first, last = _port(low.strip()), _port(high.strip()) if sep else _port(low.strip())
+    if last < first:
+        raise ValueError(raw)
+    return first, last
 
 
 def _bool(raw: str) -> bool:

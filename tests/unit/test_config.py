@@ -104,3 +104,32 @@ def test_security_and_cost_settings_are_parsed() -> None:
     assert settings.trust_proxy_headers is True
     assert settings.log_transcripts is True
     assert settings.price_telephony_per_minute == 0.0085
+
+
+SIP_DEVICE = {
+    "RC_SIP_DOMAIN": "sip.ringcentral.com",
+    "RC_SIP_OUTBOUND_PROXY": "sip10.ringcentral.com:5096",
+    "RC_SIP_USERNAME": "16505550100",
+    "RC_SIP_PASSWORD": "s3cret",
+}
+
+
+def test_sip_device_settings_are_read_and_the_password_is_hidden() -> None:
+    settings = load_settings({**SIP_DEVICE, "RC_SIP_AUTHORIZATION_ID": "802398765",
+                              "VOICE_SIP_RTP_PORTS": "20000-20999"}, dotenv=None)
+    assert settings.rc_sip_outbound_proxy == ("sip10.ringcentral.com", 5096)
+    assert settings.rc_sip_authorization_id == "802398765"
+    assert settings.sip_rtp_ports == (20000, 20999)
+    assert "s3cret" not in repr(settings)
+    assert load_settings({}, dotenv=None).rc_sip_domain is None
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"RC_SIP_DOMAIN": "sip.ringcentral.com"}, "RC_SIP_OUTBOUND_PROXY, RC_SIP_USERNAME"),
+    ({**SIP_DEVICE, "RC_SIP_OUTBOUND_PROXY": "sip10.ringcentral.com"}, "host:port"),
+    ({**SIP_DEVICE, "RC_SIP_CA_FILE": "/nonexistent/ca.pem"}, "not a readable file"),
+    ({"VOICE_SIP_RTP_PORTS": "30000-20000"}, "UDP port range"),
+])
+def test_bad_sip_settings_name_the_problem(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(env, dotenv=None)
