@@ -225,7 +225,8 @@ class Registration:
             if response.status in (403, 404):
                 self._challenge = None
                 return self._refused(response, "registration forbidden (check the device's "
-                                     "SIP credentials: RC_SIP_USERNAME, RC_SIP_DOMAIN)")
+                                     "SIP credentials: RC_SIP_USERNAME, RC_SIP_PASSWORD, "
+                                     "RC_SIP_AUTHORIZATION_ID, RC_SIP_DOMAIN)")
             return self.set_status(RegistrationState.FAILING,
                                    f"{response.status} {response.reason}", response.status)
         return self.set_status(RegistrationState.FAILING, "too many challenges")

@@ -19,6 +19,7 @@ leg can be tested without RingCentral:
 from __future__ import annotations
 
 from realtime_voice.testing.sip_edge.b2bua import Bridge
+from realtime_voice.testing.sip_edge.callee import Callee, CalleeScript
 from realtime_voice.testing.sip_edge.calls import SIPFRAG_OK, EdgeCall
 from realtime_voice.testing.sip_edge.edge import FakeRingCentralEdge
 from realtime_voice.testing.sip_edge.flows import FlowClosed, SipFlow, TransactionTimeout
@@ -29,6 +30,8 @@ __all__ = [
     "SIPFRAG_OK",
     "Binding",
     "Bridge",
+    "Callee",
+    "CalleeScript",
     "EdgeCall",
     "EdgeKnobs",
     "FakeRingCentralEdge",

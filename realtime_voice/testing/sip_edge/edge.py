@@ -30,6 +30,7 @@ from realtime_voice.sip.headers import SipRequest
 from realtime_voice.sip.message import build_response, new_tag
 from realtime_voice.sip.uri import SipParseError, SipUri
 from realtime_voice.testing.sip_edge.b2bua import Bridge
+from realtime_voice.testing.sip_edge.callee import Callee
 from realtime_voice.testing.sip_edge.calls import EdgeCall
 from realtime_voice.testing.sip_edge.dialog import EDGE_ALLOW
 from realtime_voice.testing.sip_edge.flows import SipFlow
@@ -72,12 +73,14 @@ class FakeRingCentralEdge:
         self.registrar = Registrar(credentials, self.knobs)
         self.calls: list[EdgeCall] = []
         self.bridges: list[Bridge] = []
+        self.callees: dict[str, Callee] = {}
+        """Numbers that outbound calls from a device reach (`Callee` scripts)."""
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._flows: set[SipFlow] = set()
         self._handlers: set[asyncio.Task[Any]] = set()  # the server's per-connection tasks
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dialogs: OrderedDict[str, EdgeCall | Bridge] = OrderedDict()
+        self._dialogs: OrderedDict[str, EdgeCall | Bridge | Callee] = OrderedDict()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -214,7 +217,7 @@ class FakeRingCentralEdge:
         call.start()
         return call
 
-    def _remember(self, call_id: str, owner: EdgeCall | Bridge) -> None:
+    def _remember(self, call_id: str, owner: EdgeCall | Bridge | Callee) -> None:
         self._dialogs[call_id] = owner
         while len(self._dialogs) > _MAX_DIALOGS:
             self._dialogs.popitem(last=False)
@@ -234,7 +237,14 @@ class FakeRingCentralEdge:
         except SipParseError as error:  # the parser checked these; be safe anyway
             log.info("sip edge: unroutable %s: %s", request.method, error)
             return
-        if isinstance(owner, Bridge) and (request.method in ("ACK", "CANCEL")
+        if isinstance(owner, Callee):
+            owner.handle(flow, request)
+        elif request.method == "INVITE" and to_tag is None and self._callee(request):
+            callee = self._callee(request)
+            assert callee is not None
+            self._remember(request.call_id, callee)
+            callee.handle(flow, request)
+        elif isinstance(owner, Bridge) and (request.method in ("ACK", "CANCEL")
                                           or owner.caller.matches(request)):
             owner.handle_caller_request(request)
         elif isinstance(owner, EdgeCall) and owner.dialog.matches(request):
@@ -251,6 +261,10 @@ class FakeRingCentralEdge:
         else:
             flow.send(build_response(request, 405, to_tag=new_tag(),
                                      headers=[("Allow", EDGE_ALLOW)]))
+
+    def _callee(self, invite: SipRequest) -> Callee | None:
+        uri = invite.uri
+        return self.callees.get(uri.user or "") if isinstance(uri, SipUri) else None
 
     def _bridge(self, flow: SipFlow, invite: SipRequest) -> None:
         if invite.call_id in self._dialogs:  # a retransmission: already being handled
