@@ -29,8 +29,10 @@ class HealthReporter:
         manager: CallSessionManager,
         engines: _HasDeepgramStatus,
         database: Callable[[], str] | None = None,
+        sip: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self._database = database
+        self._sip = sip
         self._manager = manager
         self._engines = engines
         self._started = time.monotonic()
@@ -44,9 +46,13 @@ class HealthReporter:
             can_take_calls = True
         except AdmissionError:
             can_take_calls = False
+        sip = self._sip() if self._sip is not None else None
+        # A device that is not registered gets no calls: the process still serves the
+        # WebSocket carriers, so that is "degraded", not "unhealthy".
+        sip_down = sip is not None and sip.get("registration") in ("failing", "refused")
         if not can_take_calls:
             status = "unhealthy"
-        elif deepgram in ("down", "degraded") or database == "down":
+        elif deepgram in ("down", "degraded") or database == "down" or sip_down:
             status = "degraded"
         else:
             status = "healthy"
@@ -54,6 +60,7 @@ class HealthReporter:
             "status": status,
             "deepgram": deepgram,
             "database": database,
+            **({"sip": sip} if sip is not None else {}),
             **self._manager.stats(),
             "uptime_s": int(time.monotonic() - self._started),
             "version": __version__,

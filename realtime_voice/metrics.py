@@ -19,7 +19,7 @@ Catalogue (all names prefixed ``voice_``): see `METRIC_NAMES` and the README.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -89,11 +89,13 @@ class VoiceMetrics:
         *,
         spool_depth: Callable[[], int] | None = None,
         recorder_counters: Callable[[], RecorderCounters] | None = None,
+        sip: Callable[[], tuple[bool, Mapping[str, int]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self._manager = manager
         self._spool_depth = spool_depth
         self._recorder_counters = recorder_counters
+        self._sip = sip
         # Totals of finished calls; live calls are added at scrape time.
         self._finished = _FrameTotals()
         r = self.registry
@@ -294,6 +296,37 @@ class _LiveCollector:
             except Exception:
                 log.exception("recorder counters could not be read")
             yield records
+        if m._sip is not None:
+            yield from _sip_metrics(m._sip)
+
+
+def _sip_metrics(read: Callable[[], tuple[bool, Mapping[str, int]]]) -> Iterator[Metric]:
+    """The SIP leg: registration and the RTP/SRTP counters of its calls."""
+    try:
+        registered, totals = read()
+    except Exception:
+        log.exception("SIP counters could not be read")
+        return
+    yield _gauge("voice_sip_registered",
+                 "1 while the RingCentral device registration holds, else 0.", int(registered))
+    packets = CounterMetricFamily("voice_rtp_packets", "RTP packets of SIP calls, by direction.",
+                                  labels=["direction"])
+    packets.add_metric(["sent"], totals.get("packets_sent", 0))
+    packets.add_metric(["received"], totals.get("packets_received", 0))
+    yield packets
+    yield _counter("voice_rtp_lost_packets",
+                   "Inbound RTP packets that never came (concealed).",
+                   totals.get("packets_lost", 0))
+    dropped = CounterMetricFamily(
+        "voice_srtp_dropped",
+        "Inbound SRTP packets dropped: failed authentication (tampered or wrong key), "
+        "replayed, or malformed.", labels=["reason"])
+    dropped.add_metric(["auth"], totals.get("srtp_auth_failures", 0))
+    dropped.add_metric(["replay"], totals.get("srtp_replays", 0))
+    dropped.add_metric(["malformed"], totals.get("srtp_malformed", 0))
+    yield dropped
+    yield _counter("voice_rtp_dtmf_digits", "RFC 4733 digits received on SIP calls.",
+                   totals.get("dtmf_received", 0))
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -14,6 +14,7 @@ from ai_pipeline.customers import Customer
 from realtime_voice.audio.format import AudioFormat
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
+from realtime_voice.legs.sip import SIP_AUDIO_FORMAT
 from realtime_voice.metrics import VoiceMetrics
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.client import RingCentralClient
@@ -21,6 +22,7 @@ from realtime_voice.ringcentral.platform_control import RingCentralPlatformContr
 from realtime_voice.security.rate_limit import AddressRateLimiter
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.media import MediaServer
+from realtime_voice.server.sip_phone import SipPhone, sip_account
 from realtime_voice.server.wiring import build_engines, warm_up
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import CallSessionManager
@@ -64,9 +66,14 @@ class VoiceServer:
             self.manager,
             spool_depth=lambda: self.recorder.spool_depth,
             recorder_counters=lambda: self.recorder.counters,
+            sip=(lambda: (self.sip.registered, self.sip.media_totals()))
+            if sip_account(settings) is not None or settings.sip_listen is not None else None,
         )
+        self.sip = SipPhone(settings, self.manager, self.engines, records=self.recorder,
+                            observer=self.metrics)
         self.health = HealthReporter(
-            self.manager, self.engines, database=lambda: self.recorder.status
+            self.manager, self.engines, database=lambda: self.recorder.status,
+            sip=self.sip.health if self.sip.enabled else None,
         )
         self.ringcentral = RingCentralWebhook(
             verification_token=settings.rc_webhook_verification_token,
@@ -117,7 +124,8 @@ class VoiceServer:
             log.error("database migration failed, recording to the spool: %s", exc)
         await self.recorder.start()
         await self._load_customers()
-        await warm_up(self.engines, greeting_formats=(AudioFormat(),))
+        formats = (AudioFormat(), SIP_AUDIO_FORMAT) if self.sip.enabled else (AudioFormat(),)
+        await warm_up(self.engines, greeting_formats=formats)
         self.media_port = await self.media.start(self.settings.media_host, self.settings.media_port)
         if not self.public_media_url:
             self.public_media_url = f"ws://127.0.0.1:{self.media_port}"
@@ -143,6 +151,8 @@ class VoiceServer:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        if self.sip.enabled:
+            await self.sip.start()
         log.info(
             "listening: http :%d, media :%d (public %s); stt=%s tts=%s",
             self.http_port,
@@ -176,6 +186,7 @@ class VoiceServer:
         """Stop taking calls, let live ones finish, end the rest politely, close both planes."""
         timeout = self.settings.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         await self.manager.drain(timeout)
+        await self.sip.close()
         await self.media.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -175,3 +175,19 @@ async def transcribe_mulaw(audio: bytes) -> str:
     """
     pcm16k = StreamingResampler(_SAMPLE_RATE, _RECOGNISER_RATE).process(ulaw_to_pcm16(audio))
     return await asyncio.to_thread(_transcribe_blocking, pcm16k)
+
+
+async def transcribe_pcm16(pcm16k: PCM16) -> str:
+    """Transcribe 16 kHz PCM16 speech (what a SIP leg's RTP decodes to) offline.
+
+    Raises:
+        ImportError: the offline engines are not installed.
+        SttError: the model could not be loaded or decoding failed.
+    """
+    return await asyncio.to_thread(_transcribe_blocking, pcm16k)
+
+
+async def caller_audio_pcm16(text: str) -> PCM16:
+    """`caller_audio` as 16 kHz PCM16 (the caller of a SIP leg)."""
+    return StreamingResampler(_SAMPLE_RATE, _RECOGNISER_RATE).process(
+        ulaw_to_pcm16(await caller_audio(text)))
