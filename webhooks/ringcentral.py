@@ -373,6 +373,7 @@ class RingCentralWebhook:
         party = event.party
         if party is None:
             return
+        self._join_sip_call(event.telephony_session_id, party.sip_call_id)
         token = call_id_var.set(self.call_id_for(event.telephony_session_id))
         try:
             self.stats.applied += 1
@@ -404,6 +405,16 @@ class RingCentralWebhook:
                 self._end_live_session(event, party.status.reason or code)
         finally:
             call_id_var.reset(token)
+
+    def _join_sip_call(self, telephony_session_id: str, sip_call_id: str) -> None:
+        """A SIP leg's call is keyed by its SIP Call-ID; RingCentral names it in
+        ``sipData.callId``. Once a live session has that id, the telephony session's
+        events and Call Control requests go to it."""
+        if (not sip_call_id or telephony_session_id in self._calls
+                or self._manager is None or self._manager.get(sip_call_id) is None):
+            return
+        log.info("ringcentral: telephony session joined to SIP call %s", sip_call_id)
+        self.bind_call(telephony_session_id, sip_call_id)
 
     def _remember(self, event: TelephonySessionEvent) -> None:
         party = event.party

@@ -80,6 +80,8 @@ class Party:
         to_name: callee's display name.
         extension_id: the subscriber extension this party belongs to.
         missed_call: RingCentral's missed-call flag.
+        sip_call_id: ``sipData.callId`` (subscriptions with ``sipData=true``): the SIP
+            Call-ID of this party's leg, which joins the event to a SIP leg's call.
     """
 
     party_id: str
@@ -91,6 +93,7 @@ class Party:
     to_name: str = ""
     extension_id: str = ""
     missed_call: bool = False
+    sip_call_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +255,17 @@ def _party(item: Any, path: str) -> Party:
         to_name=to_name,
         extension_id=_string(item, "extensionId", f"{path}.extensionId"),
         missed_call=missed,
+        sip_call_id=_sip_call_id(item.get("sipData"), f"{path}.sipData"),
     )
+
+
+def _sip_call_id(value: Any, path: str) -> str:
+    """``sipData.callId``: optional; when present it must be an object with a string."""
+    if value is None:
+        return ""
+    if not isinstance(value, dict):
+        raise NotificationError(path, f"{path} must be an object")
+    return _string(value, "callId", f"{path}.callId")
 
 
 def _endpoint(value: Any, path: str) -> tuple[str, str]:

@@ -174,6 +174,7 @@ def telephony_notification(
     extension_id: str = "684351005",
     subscription_id: str = "41ce2002-063c-4c17-9132-758de6e0bd38",
     missed_call: bool = False,
+    sip_call_id: str | None = None,
 ) -> dict[str, Any]:
     """One telephony session notification for one party, in RingCentral's shape.
 
@@ -191,11 +192,28 @@ def telephony_notification(
         extension_id: the subscriber's extension.
         subscription_id: the delivering subscription.
         missed_call: the missed-call flag.
+        sip_call_id: ``parties[0].sipData.callId`` (a subscription with ``sipData=true``).
     """
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     status_obj: dict[str, Any] = {"code": status, "rcc": False}
     if reason is not None:
         status_obj["reason"] = reason
+    party: dict[str, Any] = {
+        "accountId": account_id,
+        "extensionId": extension_id,
+        "id": party_id,
+        "direction": direction,
+        "from": {"phoneNumber": from_number, "name": "WIRELESS CALLER"},
+        "to": {"phoneNumber": to_number, "name": "Voice Bot", "extensionId": extension_id},
+        "status": status_obj,
+        "park": {},
+        "missedCall": missed_call,
+        "standAlone": False,
+        "muted": False,
+    }
+    if sip_call_id is not None:
+        party["sipData"] = {"callId": sip_call_id, "toTag": "10.13.121.60+1+a",
+                            "fromTag": "1523648719"}
     return {
         "uuid": uuid or str(uuidlib.uuid4().int)[:19],
         "event": f"/restapi/v1.0/account/{account_id}/extension/{extension_id}"
@@ -209,25 +227,7 @@ def telephony_notification(
             "telephonySessionId": telephony_session_id,
             "serverId": "10.29.20.121.TAM",
             "eventTime": now,
-            "parties": [
-                {
-                    "accountId": account_id,
-                    "extensionId": extension_id,
-                    "id": party_id,
-                    "direction": direction,
-                    "from": {"phoneNumber": from_number, "name": "WIRELESS CALLER"},
-                    "to": {
-                        "phoneNumber": to_number,
-                        "name": "Voice Bot",
-                        "extensionId": extension_id,
-                    },
-                    "status": status_obj,
-                    "park": {},
-                    "missedCall": missed_call,
-                    "standAlone": False,
-                    "muted": False,
-                }
-            ],
+            "parties": [party],
             "origin": {"type": "Call"},
         },
     }
@@ -269,6 +269,7 @@ class _Call:
     party_id: str
     from_number: str
     to_number: str
+    sip_call_id: str | None = None
     sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -290,11 +291,15 @@ class WebhookNotifier:
         self._calls: dict[str, _Call] = {}
 
     def new_call(
-        self, *, from_number: str = "+14155550123", to_number: str = "+16505550100"
+        self, *, from_number: str = "+14155550123", to_number: str = "+16505550100",
+        sip_call_id: str | None = None,
     ) -> str:
-        """Start a telephony session; returns its telephonySessionId."""
+        """Start a telephony session; returns its telephonySessionId.
+
+        ``sip_call_id`` adds ``sipData.callId`` to its notifications (the SIP leg's join).
+        """
         tsid = "s-" + secrets.token_hex(16)
-        self._calls[tsid] = _Call(f"p-{tsid[2:]}-2", from_number, to_number)
+        self._calls[tsid] = _Call(f"p-{tsid[2:]}-2", from_number, to_number, sip_call_id)
         return tsid
 
     def party_id(self, telephony_session_id: str) -> str:
@@ -315,6 +320,7 @@ class WebhookNotifier:
             from_number=call.from_number,
             to_number=call.to_number,
             missed_call=status in ("Disconnected", "Gone") and reason == "Cancelled",
+            sip_call_id=call.sip_call_id,
         )
 
     async def send(self, notification: dict[str, Any] | bytes | str) -> int:

@@ -442,6 +442,22 @@ async def test_a_bound_call_id_is_matched(rig: Rig) -> None:
     assert leg.telephony_session_id == tsid
 
 
+async def test_sip_data_joins_the_telephony_session_to_the_sip_call(rig: Rig) -> None:
+    # A SIP leg's call is keyed by the SIP Call-ID, which sipData.callId names.
+    sip_call_id = "7a3b4c21@10.13.121.60"
+    tsid = rig.notifier.new_call(sip_call_id=sip_call_id)
+    await rig.notifier.status(tsid, "Proceeding")  # before the INVITE: nothing to join
+    await rig.webhook.join()
+    assert rig.webhook.call_id_for(tsid) == tsid
+    session, leg = live_session(rig.manager, sip_call_id)
+    await rig.notifier.status(tsid, "Answered")
+    await rig.webhook.join()
+    assert rig.webhook.call_id_for(tsid) == sip_call_id
+    await rig.notifier.status(tsid, "Disconnected", "CallFinished")
+    await rig.webhook.join()
+    assert session.is_ended and leg.closed == ("caller_hangup", 1000)
+
+
 async def test_other_sessions_are_left_alone(rig: Rig) -> None:
     tsid = rig.notifier.new_call()
     bystander, bystander_leg = live_session(rig.manager, "someone-else")
