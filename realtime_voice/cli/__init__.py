@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered."""
     # Imported here so `realtime-voice --help` stays fast and a broken optional engine
     # never breaks unrelated sub-commands at import time.
-    from realtime_voice.cli import db, ringcentral, serve, simulate
+    from realtime_voice.cli import db, dial, ringcentral, serve, simulate
 
     parser = argparse.ArgumentParser(
         prog="realtime-voice", description="Real-time voice AI agent server for telephony."
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(subparsers)
     ringcentral.register(subparsers)
     db.register(subparsers)
+    dial.register(subparsers)
     return parser
 
 

@@ -29,6 +29,7 @@ from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
 from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
+from webhooks.outbound_api import add_outbound_route
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
 from webhooks.tts_preview import add_tts_preview_route
@@ -142,6 +143,8 @@ class VoiceServer:
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
+        add_outbound_route(app, self.sip if self.sip.account is not None else None,
+                           api_token=self.settings.api_token)
         add_tts_preview_route(app, self.engines.make_tts)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import ssl
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from realtime_voice.config import Settings
 from realtime_voice.legs.media_clock import MediaClock
@@ -27,12 +29,13 @@ from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
 from realtime_voice.session.session import CallSession
 from realtime_voice.sip.call import IncomingCall
+from realtime_voice.sip.outbound import DialResult
 from realtime_voice.sip.registration import RegistrationState, SipAccount
 from realtime_voice.sip.sdp_negotiation import generate_key
 from realtime_voice.sip.ua import SipUserAgent, UaSettings
-from realtime_voice.storage.journal import RecordSink
+from realtime_voice.storage.journal import CallJournal, RecordSink
 
-__all__ = ["SipPhone", "sip_account", "sip_ssl_context"]
+__all__ = ["OutboundCall", "SipPhone", "sip_account", "sip_ssl_context"]
 
 _TOTALLED = ("packets_sent", "packets_received", "packets_lost", "packets_late",
              "srtp_auth_failures", "srtp_replays", "srtp_malformed", "rtcp_ignored",
@@ -40,6 +43,23 @@ _TOTALLED = ("packets_sent", "packets_received", "packets_lost", "packets_late",
 """The per-stream counters the metrics add up across calls (`SipPhone.media_totals`)."""
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """What `SipPhone.dial` reports: the call's id and how the dial went.
+
+    Attributes:
+        call_id: the SIP Call-ID (the call record's id).
+        outcome: ``answered``, ``busy``, ``no_answer`` or ``failed``.
+        status: the final SIP status, if one came.
+        detail: the status line or the error, in words.
+    """
+
+    call_id: str
+    outcome: str
+    status: int | None
+    detail: str
 
 
 def sip_account(settings: Settings) -> SipAccount | None:
@@ -94,6 +114,7 @@ class SipPhone:
         self.listen_address: tuple[str, int] | None = None
         self.sessions: dict[str, CallSession] = {}
         self._streams: set[RtpStream] = set()
+        self._outbound: set[asyncio.Task[None]] = set()
         self._finished_totals = dict.fromkeys(_TOTALLED, 0)
 
     @property
@@ -115,6 +136,10 @@ class SipPhone:
     async def close(self) -> None:
         """Unregister and close the flows (after the manager drained the calls)."""
         await self.ua.stop()
+        for task in list(self._outbound):
+            task.cancel()
+        if self._outbound:
+            await asyncio.wait(self._outbound, timeout=5)
 
     def health(self) -> dict[str, object]:
         """The SIP part of the health document."""
@@ -177,7 +202,8 @@ class SipPhone:
         self._streams.add(stream)
         leg = SipLeg(call, stream, transfer_domain=self._transfer_domain(incoming))
         try:
-            await self._run_session(leg, incoming)
+            await self._run_session(leg, call_id=incoming.call_id, from_number=incoming.caller,
+                                    to_number=incoming.callee)
         finally:
             self._stream_finished(stream)
 
@@ -187,23 +213,94 @@ class SipPhone:
         uri = incoming.invite.from_.uri
         return getattr(uri, "host", "localhost")
 
-    async def _run_session(self, leg: SipLeg, incoming: IncomingCall) -> None:
+    async def dial(self, target: str, *, parameters: Mapping[str, str] | None = None,
+                   ring_timeout_s: float = 60.0) -> OutboundCall:
+        """Place a call through the device; once answered the session runs in the background.
+
+        The call record says how it ended: an answered call is recorded by its session as
+        any call is; a busy, unanswered or failed one is recorded here with that outcome.
+
+        Raises:
+            SipTransportError: not registered.
+            ValueError: ``target`` is not a number, extension or SIP URI.
+            AdmissionError: at capacity or draining.
+        """
+        self.manager.check_capacity()
+        flow_local = self.ua.local_contact()
+        stream = await RtpStream.open(host=flow_local.host, clock=self.clock,
+                                      port_range=self.settings.sip_rtp_ports, name="outbound")
+        self._streams.add(stream)
+        params = dict(parameters or {})
+        try:
+            result = await self.ua.dial(
+                target, address=self.settings.sip_rtp_host or flow_local.host,
+                port=stream.local_port, key=generate_key(), ring_timeout_s=ring_timeout_s,
+                on_early_media=stream.start)
+        except BaseException:
+            self._stream_finished(stream)
+            await stream.close()
+            raise
+        call_id_var.set(result.call_id)
+        log.info("SIP dial to %s: %s (%s)", mask_phone(target), result.outcome.value,
+                 result.detail)
+        call = result.call
+        if call is None or call.media is None:
+            self._stream_finished(stream)
+            await stream.close()
+            self._record_unanswered(result.call_id, target, params, result)
+            return OutboundCall(result.call_id, result.outcome.value, result.status,
+                                result.detail)
+        stream.update(call.media)  # the 200's answer wins over any early media
+        leg = SipLeg(call, stream, transfer_domain=self._account_domain(),
+                     parameters=params)
+        caller = self.account.username if self.account else ""
+
+        async def run() -> None:
+            try:
+                await self._run_session(leg, call_id=result.call_id, from_number=caller,
+                                        to_number=target, direction="outbound")
+            finally:
+                self._stream_finished(stream)
+
+        task = asyncio.create_task(run(), name=f"sip-outbound-{result.call_id}")
+        self._outbound.add(task)
+        task.add_done_callback(self._outbound.discard)
+        return OutboundCall(result.call_id, result.outcome.value, result.status, result.detail)
+
+    def _account_domain(self) -> str:
+        return self.account.domain if self.account is not None else "localhost"
+
+    def _record_unanswered(self, call_id: str, target: str, params: Mapping[str, str],
+                           result: DialResult) -> None:
+        if self.records is None:
+            return
+        journal = CallJournal(self.records, call_id)
+        journal.started(from_number=self.account.username if self.account else None,
+                        to_number=target, protocol="sip", direction="outbound",
+                        state="dialing", flow=params.get("flow"), custom_parameters=params)
+        journal.event("notification", {"dial": result.outcome.value, "status": result.status,
+                                       "detail": result.detail})
+        journal.ended(state="ended", end_reason=result.outcome.value,
+                      outcome=result.outcome.value, duration_s=0.0)
+
+    async def _run_session(self, leg: SipLeg, *, call_id: str, from_number: str,
+                           to_number: str, direction: str = "inbound") -> None:
         session_id = str(uuid.uuid4())
         session_id_var.set(session_id)
         session = CallSession(
-            call_id=incoming.call_id, session_id=session_id,
-            from_number=incoming.caller, to_number=incoming.callee, leg=leg,
+            call_id=call_id, session_id=session_id,
+            from_number=from_number, to_number=to_number, leg=leg,
             settings=self.settings, engines=self.engines, records=self.records,
-            observer=self.observer)
+            observer=self.observer, direction=direction)
         try:
             self.manager.admit(session)
         except AdmissionError as exc:
             log.warning("SIP call refused after answer: %s", exc.reason)
             await leg.close(exc.reason)
             return
-        self.sessions[incoming.call_id] = session
-        log.info("call connected (sip) from %s to %s", mask_phone(incoming.caller),
-                 mask_phone(incoming.callee))
+        self.sessions[call_id] = session
+        log.info("call connected (sip, %s) from %s to %s", direction, mask_phone(from_number),
+                 mask_phone(to_number))
         try:
             try:
                 await session.start()
@@ -217,6 +314,6 @@ class SipPhone:
                 if not session.is_ended:
                     await session.end(leg.disconnect_reason())
             finally:
-                self.sessions.pop(incoming.call_id, None)
+                self.sessions.pop(call_id, None)
                 self.manager.release(session)
                 await asyncio.shield(leg.close("ended"))

@@ -70,6 +70,7 @@ class CallSession:
             ``None`` keeps nothing.
         observer: told about latencies, barge-ins, errors and the call's totals.
         clock: monotonic clock; default: the running loop's (`time.monotonic`).
+        direction: ``inbound``, or ``outbound`` for a call we placed (the record says so).
     """
 
     def __init__(
@@ -85,8 +86,10 @@ class CallSession:
         records: RecordSink | None = None,
         observer: SessionObserver | None = None,
         clock: Callable[[], float] | None = None,
+        direction: str = "inbound",
     ) -> None:
         self.call_id = call_id
+        self.direction = direction
         self.session_id = session_id
         self.leg = leg
         self.settings = settings
@@ -162,6 +165,7 @@ class CallSession:
             from_number=self._numbers[0],
             to_number=self._numbers[1],
             protocol=self.leg.name,
+            direction=self.direction,
             started_at=utc_from_timestamp(self.started_at),
         )
         self.speaker.start()

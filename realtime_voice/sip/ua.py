@@ -222,6 +222,17 @@ class SipUserAgent:
         if self.registration is not None:
             self.registration.set_status(RegistrationState.UNREGISTERED, "stopped")
 
+    def local_contact(self) -> LocalContact:
+        """Our side of the registered flow (its address goes into an outbound offer).
+
+        Raises:
+            SipTransportError: not registered (no flow).
+        """
+        flow = self._primary
+        if self.account is None or flow is None or flow.is_closed:
+            raise SipTransportError("not registered: no flow to place the call on")
+        return flow.local
+
     async def dial(self, target: str, *, address: str | None = None, port: int, key: bytes,
                    codecs: Sequence[Codec] = DEFAULT_CODECS, ring_timeout_s: float = 60.0,
                    on_early_media: Callable[[NegotiatedMedia], None] | None = None,
