@@ -15,6 +15,7 @@ retries a refusal only a bounded number of times, slowly.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -143,7 +144,19 @@ class Registration:
         self._cseq = 0
         self._digest = DigestClient(account.authorization_id, account.password)
         self._challenge: tuple[str, DigestChallenge] | None = None  # (header, challenge)
-        self.status = RegistrationStatus(RegistrationState.UNREGISTERED, at=clock())
+        self.changed = asyncio.Event()
+        """Set whenever `status` changes (a waiter clears it, then checks, then waits)."""
+        self._status = RegistrationStatus(RegistrationState.UNREGISTERED, at=clock())
+
+    @property
+    def status(self) -> RegistrationStatus:
+        """The latest outcome or state."""
+        return self._status
+
+    @status.setter
+    def status(self, value: RegistrationStatus) -> None:
+        self._status = value
+        self.changed.set()
 
     @property
     def call_id(self) -> str:

@@ -38,6 +38,7 @@ from realtime_voice.sip.registration import (
 )
 from realtime_voice.sip.sdp_model import SdpError
 from realtime_voice.sip.sdp_negotiation import DEFAULT_CODECS, Codec, NegotiatedMedia
+from realtime_voice.sip.trace import redact
 from realtime_voice.sip.transaction import (
     InviteServerTransaction,
     ServerTransaction,
@@ -57,6 +58,8 @@ from realtime_voice.sip.uri import SipParseError
 __all__ = ["CallHandler", "SipUserAgent", "UaSettings"]
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("realtime_voice.sip.trace")
+"""Every message sent and received, at DEBUG (secrets redacted)."""
 
 CallHandler = Callable[[IncomingCall], Awaitable[None]]
 """Decides about one incoming call: answer it, or reject it."""
@@ -98,13 +101,18 @@ class _Flow:
         self.flow = flow
         host, port = flow.local_address[:2]
         self.local = LocalContact(host, port, flow.transport, user, instance_id)
-        self.layer = TransactionLayer(flow.send, on_request=lambda txn: on_request(self, txn),
+        self.layer = TransactionLayer(self.send, on_request=lambda txn: on_request(self, txn),
                                       on_stray_response=on_stray, t1_s=t1_s)
         self.closed = asyncio.ensure_future(self._run())
 
+    def _receive(self, message: SipRequest | SipResponse) -> None:
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("SIP %s <<<\n%s", self.flow.name, redact(message))
+        self.layer.on_message(message)
+
     async def _run(self) -> str:
         try:
-            reason = await self.flow.run(self.layer.on_message)
+            reason = await self.flow.run(self._receive)
         finally:
             self.layer.close("connection closed")
         return reason
@@ -114,6 +122,8 @@ class _Flow:
         return self.flow.is_closed
 
     def send(self, message: SipRequest | SipResponse) -> None:
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("SIP %s >>>\n%s", self.flow.name, redact(message))
         self.flow.send(message)
 
     async def exchange(self, request: SipRequest) -> SipResponse:
@@ -173,15 +183,21 @@ class SipUserAgent:
             self._main = asyncio.create_task(self._keep_registered(), name="sip-registration")
 
     async def wait_registered(self, timeout_s: float) -> RegistrationStatus:
-        """Wait until registered or refused (for the CLI and tests)."""
+        """Wait until registered or refused (for the CLI and tests); the status then."""
+        registration = self.registration
+        if registration is None:
+            return self.status
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            status = self.status
-            if status.state in (RegistrationState.REGISTERED, RegistrationState.REFUSED):
+        while True:
+            registration.changed.clear()
+            status = registration.status
+            remaining = deadline - loop.time()
+            if status.state in (RegistrationState.REGISTERED, RegistrationState.REFUSED) or (
+                    remaining <= 0):
                 return status
-            await asyncio.sleep(0.01)
-        return self.status
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(registration.changed.wait(), remaining)
 
     async def listen(self, host: str, port: int, *,
                      ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:

@@ -99,3 +99,19 @@ def test_an_invite_without_from_tag_or_contact_is_refused() -> None:
     invite.headers.remove("Contact")
     with pytest.raises(DialogError):
         Dialog.from_uas(invite)
+
+
+def test_the_trace_redacts_digest_responses_and_srtp_keys() -> None:
+    from realtime_voice.sip.trace import redact
+
+    request = _invite()
+    request.headers.add("Proxy-Authorization", 'Digest username="802398765", '
+                        'realm="sip.ringcentral.com", nonce="abc", uri="sip:x", '
+                        'response="0123456789abcdef0123456789abcdef", cnonce="c0ffee", nc=00000001')
+    request.body = b"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 " \
+        b"inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzcyAoc2VuZGVyRW5jcnlwdGlvbk1ldGhvZA==\r\n"
+    text = redact(request)
+    assert "0123456789abcdef" not in text and "c0ffee" not in text
+    assert "WVNfX19" not in text
+    assert 'username="802398765"' in text and "inline:<redacted>" in text
+    assert text.startswith("INVITE sip:16505550100@")
