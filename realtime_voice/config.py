@@ -72,6 +72,7 @@ class Settings:
     rc_sip_password: str | None = field(default=None, repr=False)
     rc_sip_authorization_id: str | None = None
     rc_sip_ca_file: str | None = None
+    rc_sip_device_id: str | None = None
     sip_listen: tuple[str, int] | None = None
     sip_rtp_host: str | None = None
     sip_rtp_ports: tuple[int, int] | None = None
@@ -331,6 +332,7 @@ def load_settings(
         rc_sip_password=sip.rc_sip_password,
         rc_sip_authorization_id=sip.rc_sip_authorization_id,
         rc_sip_ca_file=sip.rc_sip_ca_file,
+        rc_sip_device_id=sip.rc_sip_device_id,
         sip_listen=sip.sip_listen,
         sip_rtp_host=sip.sip_rtp_host,
         sip_rtp_ports=sip.sip_rtp_ports,
@@ -398,6 +400,7 @@ class _SipSettings(NamedTuple):
     rc_sip_password: str | None
     rc_sip_authorization_id: str | None
     rc_sip_ca_file: str | None
+    rc_sip_device_id: str | None
     sip_listen: tuple[str, int] | None
     sip_rtp_host: str | None
     sip_rtp_ports: tuple[int, int] | None
@@ -413,6 +416,7 @@ def _sip_settings(r: _Reader) -> _SipSettings:
         rc_sip_password=r.opt("RC_SIP_PASSWORD"),
         rc_sip_authorization_id=r.opt("RC_SIP_AUTHORIZATION_ID"),
         rc_sip_ca_file=r.opt("RC_SIP_CA_FILE"),
+        rc_sip_device_id=r.opt("RC_SIP_DEVICE_ID"),
         sip_listen=r.get("VOICE_SIP_LISTEN", _host_port, None, "host:port such as 0.0.0.0:5060"),
         sip_rtp_host=r.opt("VOICE_SIP_RTP_HOST"),
         sip_rtp_ports=r.get("VOICE_SIP_RTP_PORTS", _port_range, None,
@@ -425,6 +429,14 @@ def _sip_settings(r: _Reader) -> _SipSettings:
         raise SettingsError(f"the SIP device is half configured: {missing} missing "
                             "(set all of RC_SIP_DOMAIN, RC_SIP_OUTBOUND_PROXY, RC_SIP_USERNAME "
                             "and RC_SIP_PASSWORD, or none)")
+    if values.rc_sip_device_id is not None and given:
+        raise SettingsError("set either RC_SIP_DEVICE_ID (credentials read from RingCentral) "
+                            "or RC_SIP_DOMAIN/RC_SIP_OUTBOUND_PROXY/RC_SIP_USERNAME/"
+                            "RC_SIP_PASSWORD, not both")
+    if values.rc_sip_device_id is not None and not all(
+            r.opt(name) for name in ("RC_CLIENT_ID", "RC_CLIENT_SECRET", "RC_JWT_TOKEN")):
+        raise SettingsError("RC_SIP_DEVICE_ID needs the JWT app: RC_CLIENT_ID, "
+                            "RC_CLIENT_SECRET and RC_JWT_TOKEN")
     ca_file = values.rc_sip_ca_file
     if ca_file is not None and not Path(ca_file).is_file():
         raise SettingsError(f"RC_SIP_CA_FILE={ca_file!r} is not a readable file")

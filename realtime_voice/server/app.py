@@ -18,11 +18,12 @@ from realtime_voice.legs.sip import SIP_AUDIO_FORMAT
 from realtime_voice.metrics import VoiceMetrics
 from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.client import RingCentralClient
+from realtime_voice.ringcentral.devices import read_device_sip_info
 from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
 from realtime_voice.security.rate_limit import AddressRateLimiter
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.media import MediaServer
-from realtime_voice.server.sip_phone import SipPhone, sip_account
+from realtime_voice.server.sip_phone import SipPhone, sip_enabled
 from realtime_voice.server.wiring import build_engines, warm_up
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import CallSessionManager
@@ -68,7 +69,7 @@ class VoiceServer:
             spool_depth=lambda: self.recorder.spool_depth,
             recorder_counters=lambda: self.recorder.counters,
             sip=(lambda: (self.sip.registered, self.sip.media_totals()))
-            if sip_account(settings) is not None or settings.sip_listen is not None else None,
+            if sip_enabled(settings) else None,
         )
         self.sip = SipPhone(settings, self.manager, self.engines, records=self.recorder,
                             observer=self.metrics)
@@ -155,7 +156,7 @@ class VoiceServer:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         if self.sip.enabled:
-            await self.sip.start()
+            await self._start_sip()
         log.info(
             "listening: http :%d, media :%d (public %s); stt=%s tts=%s",
             self.http_port,
@@ -164,6 +165,25 @@ class VoiceServer:
             self.engines.stt_name,
             self.engines.tts_name,
         )
+
+    async def _start_sip(self) -> None:
+        """Read the device's SIP credentials from RingCentral when so configured, then
+        register. A failure to read them is logged and leaves the SIP leg down (health
+        says so); the WebSocket carriers are served all the same."""
+        device_id = self.settings.rc_sip_device_id
+        if device_id is not None:
+            if self.rc_client is None:
+                log.error("SIP: RC_SIP_DEVICE_ID needs the JWT app (RC_CLIENT_ID...)")
+                return
+            try:
+                info = await read_device_sip_info(self.rc_client, device_id)
+            except Exception as exc:
+                log.error("SIP: cannot read device %s's SIP credentials: %s", device_id, exc)
+                self.sip.startup_error = f"cannot read device {device_id}'s SIP info: {exc}"
+                return
+            log.info("SIP: credentials of device %s read from RingCentral", device_id)
+            self.sip.use_device(info)
+        await self.sip.start()
 
     async def _load_customers(self) -> None:
         """Read the customer table ahead into the flows' directory (greetings by name must

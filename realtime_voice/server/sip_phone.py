@@ -24,6 +24,7 @@ from realtime_voice.legs.sip import SipLeg
 from realtime_voice.legs.sip_media import RtpStream
 from realtime_voice.log import call_id_var, mask_phone, session_id_var
 from realtime_voice.providers.base import SttError
+from realtime_voice.ringcentral.devices import DeviceSipInfo
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
@@ -35,7 +36,7 @@ from realtime_voice.sip.sdp_negotiation import generate_key
 from realtime_voice.sip.ua import SipUserAgent, UaSettings
 from realtime_voice.storage.journal import CallJournal, RecordSink
 
-__all__ = ["OutboundCall", "SipPhone", "sip_account", "sip_ssl_context"]
+__all__ = ["OutboundCall", "SipPhone", "sip_account", "sip_enabled", "sip_ssl_context"]
 
 _TOTALLED = ("packets_sent", "packets_received", "packets_lost", "packets_late",
              "srtp_auth_failures", "srtp_replays", "srtp_malformed", "rtcp_ignored",
@@ -75,6 +76,12 @@ def sip_account(settings: Settings) -> SipAccount | None:
         proxy_host=host, proxy_port=port)
 
 
+def sip_enabled(settings: Settings) -> bool:
+    """Whether the SIP leg runs: a device (credentials or a device id) or a listener."""
+    return (sip_account(settings) is not None or settings.rc_sip_device_id is not None
+            or settings.sip_listen is not None)
+
+
 def sip_ssl_context(settings: Settings) -> ssl.SSLContext:
     """TLS to the outbound proxy, verified: ``RC_SIP_CA_FILE``, else the system CAs."""
     context = ssl.create_default_context(cafile=settings.rc_sip_ca_file)
@@ -109,9 +116,13 @@ class SipPhone:
         if context is None and self.account is not None:
             context = sip_ssl_context(settings)
         self.clock = MediaClock()
+        self._ssl_override = ssl_context
+        self._ua_settings = ua_settings or UaSettings(max_calls=settings.max_calls)
         self.ua = SipUserAgent(self.account, ssl_context=context, on_call=self._on_call,
-                               settings=ua_settings or UaSettings(max_calls=settings.max_calls))
+                               settings=self._ua_settings)
         self.listen_address: tuple[str, int] | None = None
+        self.startup_error: str | None = None
+        """Why the device could not even be set up (its SIP info unreadable), if so."""
         self.sessions: dict[str, CallSession] = {}
         self._streams: set[RtpStream] = set()
         self._outbound: set[asyncio.Task[None]] = set()
@@ -120,7 +131,17 @@ class SipPhone:
     @property
     def enabled(self) -> bool:
         """Whether there is anything to run (a device, or a listening port)."""
-        return self.account is not None or self.settings.sip_listen is not None
+        return sip_enabled(self.settings)
+
+    def use_device(self, info: DeviceSipInfo) -> None:
+        """Register as this device (credentials read from RingCentral); before `start`."""
+        self.account = SipAccount(
+            domain=info.domain, username=info.username, password=info.password,
+            authorization_id=info.authorization_id, proxy_host=info.proxy_tls[0],
+            proxy_port=info.proxy_tls[1])
+        context = self._ssl_override or sip_ssl_context(self.settings)
+        self.ua = SipUserAgent(self.account, ssl_context=context, on_call=self._on_call,
+                               settings=self._ua_settings)
 
     async def start(self) -> None:
         """Start registering (in the background) and listening, as configured."""
@@ -143,6 +164,8 @@ class SipPhone:
 
     def health(self) -> dict[str, object]:
         """The SIP part of the health document."""
+        if self.startup_error is not None:
+            return {"registration": "failing", "calls": 0, "detail": self.startup_error}
         status = self.ua.status
         body: dict[str, object] = {"registration": status.state.value,
                                    "calls": len(self.ua.calls)}

@@ -12,6 +12,7 @@ import pytest
 
 from realtime_voice.cli import main as cli_main
 from realtime_voice.server.app import VoiceServer
+from realtime_voice.testing.ringcentral_sim import RingCentralSimulator
 from realtime_voice.testing.sip_edge import Callee, FakeRingCentralEdge
 from realtime_voice.testing.tls_certs import LoopbackCertificates
 
@@ -103,3 +104,35 @@ async def test_outbound_needs_a_configured_token(
         ) as resp:
             assert resp.status == 403
             assert "VOICE_API_TOKEN" in (await resp.json())["error"]
+
+
+async def test_the_device_credentials_can_come_from_ringcentral(
+    make_server: Callable[..., object], tmp_path: Path,
+) -> None:
+    certs = LoopbackCertificates()
+    sim = RingCentralSimulator()
+    await sim.start()
+    try:
+        async with FakeRingCentralEdge(credentials={AUTH_ID: PASSWORD},
+                                       ssl_context=certs.server_context()) as edge:
+            sim.devices.add("800112233", domain="sip.ringcentral.com",
+                            proxy_tls=f"127.0.0.1:{edge.port}", username=USER,
+                            password=PASSWORD, authorization_id=AUTH_ID)
+            jwt_app = {"rc_server_url": sim.url, "rc_client_id": sim.client_id,
+                       "rc_client_secret": sim.client_secret, "rc_jwt_token": sim.jwt,
+                       "rc_sip_ca_file": str(certs.write_ca(tmp_path / "ca.pem"))}
+            server = await make_server(rc_sip_device_id="800112233", **jwt_app)  # type: ignore[misc]
+            assert isinstance(server, VoiceServer)
+            await edge.wait_registered(USER, timeout_s=10)
+            assert sim.requests_to("GET", "/device/800112233/sip-info")[0].status == 200
+            # A device RingCentral does not know: the SIP leg stays down, health says why.
+            other = await make_server(rc_sip_device_id="404404", **jwt_app)  # type: ignore[misc]
+            assert isinstance(other, VoiceServer)
+            code, health = other.health.report()
+            assert code == 200
+            assert health["status"] == "degraded"
+            sip = health["sip"]
+            assert isinstance(sip, dict) and sip["registration"] == "failing"
+            assert "404404" in str(sip["detail"])
+    finally:
+        await sim.close()

@@ -133,3 +133,13 @@ def test_sip_device_settings_are_read_and_the_password_is_hidden() -> None:
 def test_bad_sip_settings_name_the_problem(env: dict[str, str], expected: str) -> None:
     with pytest.raises(SettingsError, match=expected):
         load_settings(env, dotenv=None)
+
+
+def test_a_device_id_needs_the_jwt_app_and_excludes_explicit_credentials() -> None:
+    jwt_app = {"RC_CLIENT_ID": "id", "RC_CLIENT_SECRET": "secret", "RC_JWT_TOKEN": "jwt"}
+    settings = load_settings({"RC_SIP_DEVICE_ID": "800112233", **jwt_app}, dotenv=None)
+    assert settings.rc_sip_device_id == "800112233"
+    with pytest.raises(SettingsError, match="needs the JWT app"):
+        load_settings({"RC_SIP_DEVICE_ID": "800112233"}, dotenv=None)
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings({"RC_SIP_DEVICE_ID": "8", **jwt_app, **SIP_DEVICE}, dotenv=None)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from realtime_voice.testing.ringcentral_sim.call_control import CallControl
+from realtime_voice.testing.ringcentral_sim.devices import Devices
 from realtime_voice.testing.ringcentral_sim.oauth import TOKEN_PATH, TokenIssuer
 from realtime_voice.testing.ringcentral_sim.records import (
     RecordedRequest,
@@ -74,6 +75,8 @@ class RingCentralSimulator:
         self._auth = TokenIssuer(self, clock)
         self._subscriptions = Subscriptions(self._auth)
         self._calls = CallControl(self._auth, self._subscriptions, self)
+        self.devices = Devices(self._auth)
+        """Devices and their SIP credentials (``readDeviceSipInfo``)."""
         self.requests: list[RecordedRequest] = []
         """Every request received, in order."""
         self._token_fault: _Fault | None = None
@@ -175,6 +178,7 @@ class RingCentralSimulator:
         app.router.add_post(TOKEN_PATH, self._auth.token)
         self._calls.add_routes(app.router)
         self._subscriptions.add_routes(app.router)
+        self.devices.add_routes(app.router)
         return app
 
     @web.middleware
