@@ -91,6 +91,22 @@ class Phone:
 
         return await asyncio.wait_for(wait(), timeout_s)
 
+    async def speech_starts(self, timeout_s: float = 30.0) -> None:
+        """Until the first frame of bot speech is heard."""
+
+        async def wait() -> None:
+            index = 0
+            while True:
+                while index >= len(self.heard):
+                    self.arrived.clear()
+                    await self.arrived.wait()
+                frame = np.frombuffer(self.heard[index], dtype=np.int16)
+                if float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) > _SPEECH_RMS:
+                    return
+                index += 1
+
+        await asyncio.wait_for(wait(), timeout_s)
+
     async def say(self, text: str) -> None:
         """Queue the line on the stream, which plays it out on its 20 ms clock."""
         pcm = (await caller_audio_pcm16(text)).tobytes()
@@ -158,11 +174,11 @@ async def test_a_sip_call_holds_a_conversation_and_is_recorded(
         assert [t["speaker"] for t in record["turns"]][:2] == ["bot", "caller"]
 
 
-async def test_asking_for_a_manager_ends_in_a_refer_and_forged_srtp_is_counted(
+async def test_barging_in_for_a_manager_ends_in_a_refer_and_forged_srtp_is_counted(
     make_server: Callable[..., object], tmp_path: Path,
 ) -> None:
     async with sip_call(make_server, tmp_path, OPUS_16000) as (server, _edge, edge_call, phone):
-        _greeting, _end = await phone.next_utterance(0)
+        await phone.speech_starts()
         # Packets under a key the server never agreed: dropped and counted, call unharmed.
         answer = sdp_text.parse(edge_call.remote_sdp or b"")
         forger = SrtpContext(generate_key(), generate_key())
@@ -184,7 +200,9 @@ async def test_asking_for_a_manager_ends_in_a_refer_and_forged_srtp_is_counted(
                 await asyncio.sleep(0.02)
             assert 'voice_srtp_dropped_total{reason="auth"} 3.0' in text
             assert "voice_sip_registered 1.0" in text
+        # Talking over the greeting: barge-in flushes the stream's queue at once.
         await phone.say("Can I speak to a manager please?")
         refer = await edge_call.wait_refer(timeout_s=30)
         assert refer.headers.get("Refer-To") == "<sip:+15555550100@sip.ringcentral.com>"
         await server.manager.wait_idle()
+        assert server.sip.media_totals()["frames_cleared"] > 0
