@@ -50,6 +50,7 @@ __all__ = [
     "LegListener",
     "MarkEvent",
     "MediaEvent",
+    "PlatformCallControl",
     "PlatformControlError",
     "ProtocolError",
     "StartEvent",
@@ -69,6 +70,18 @@ class PlatformControlError(Exception):
 
     Raised by `CallLeg.close` after the transport is closed all the same.
     """
+
+
+class PlatformCallControl(Protocol):
+    """Transfer or hang up a call on its telephony platform. Never raises."""
+
+    async def transfer(self, call_id: str, target: TransferTarget) -> bool:
+        """Returns whether the platform accepted the transfer."""
+        ...
+
+    async def hangup(self, call_id: str) -> bool:
+        """Returns whether the platform dropped the call."""
+        ...
 
 
 class LegListener(Protocol):

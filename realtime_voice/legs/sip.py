@@ -22,7 +22,12 @@ from typing import Final
 
 from ai_pipeline.responder import TransferTarget
 from realtime_voice.audio.format import AudioEncoding, AudioFormat
-from realtime_voice.legs.base import CLOSE_NORMAL, LegListener, PlatformControlError
+from realtime_voice.legs.base import (
+    CLOSE_NORMAL,
+    LegListener,
+    PlatformCallControl,
+    PlatformControlError,
+)
 from realtime_voice.legs.sip_media import RtpStream
 from realtime_voice.protocols.base import StartEvent, StopEvent
 from realtime_voice.sip.call import MediaUpdate, SipCall, TransferOutcome
@@ -49,12 +54,16 @@ class SipLeg:
         transfer_domain: the host for transfer targets (``sip:<number>@<domain>``).
         parameters: custom parameters for the conversation (flow, persona...).
         media_timeout_s: no RTP at all this long means the far end is gone.
+        platform: RingCentral Call Control: a transfer goes through it when the call's
+            telephony session is known (joined by ``sipData.callId``), else by REFER.
     """
 
     def __init__(self, call: SipCall, stream: RtpStream, *, transfer_domain: str,
                  parameters: Mapping[str, str] | None = None,
-                 media_timeout_s: float = 30.0) -> None:
+                 media_timeout_s: float = 30.0,
+                 platform: PlatformCallControl | None = None) -> None:
         self._call = call
+        self._platform = platform
         self._stream = stream
         self._domain = transfer_domain
         self._parameters = dict(parameters or {})
@@ -122,10 +131,16 @@ class SipLeg:
         return f"sip:{number}@{self._domain}"
 
     async def transfer(self, target: TransferTarget) -> None:
-        """Blind transfer by REFER; `close` waits for its outcome (bounded)."""
+        """Blind transfer: RingCentral Call Control when it knows the call, else REFER;
+        `close` waits for the outcome (bounded)."""
         uri = self.transfer_uri(target)
+        call_id = self._call.call_id
 
         async def refer() -> bool:
+            if self._platform is not None and await self._platform.transfer(call_id, target):
+                self.transfer_outcome = TransferOutcome(
+                    True, None, "RingCentral Call Control transferred the caller")
+                return True
             outcome = await self._call.transfer(uri)
             self.transfer_outcome = outcome
             log.info("call %s: transfer to %s: %s", self._call.call_id, uri, outcome.detail)

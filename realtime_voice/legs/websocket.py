@@ -19,7 +19,12 @@ from typing import Final, Protocol
 
 from ai_pipeline.responder import TransferTarget
 from realtime_voice.audio.format import AudioFormat
-from realtime_voice.legs.base import CLOSE_NORMAL, LegListener, PlatformControlError
+from realtime_voice.legs.base import (
+    CLOSE_NORMAL,
+    LegListener,
+    PlatformCallControl,
+    PlatformControlError,
+)
 from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolError
 
 __all__ = ["MessageSocket", "PlatformCallControl", "WebSocketLeg"]
@@ -50,18 +55,6 @@ class MessageSocket(Protocol):
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         """Messages until the connection closes."""
-        ...
-
-
-class PlatformCallControl(Protocol):
-    """Transfer or hang up a call on its telephony platform. Never raises."""
-
-    async def transfer(self, call_id: str, target: TransferTarget) -> bool:
-        """Returns whether the platform accepted the transfer."""
-        ...
-
-    async def hangup(self, call_id: str) -> bool:
-        """Returns whether the platform dropped the call."""
         ...
 
 

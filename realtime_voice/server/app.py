@@ -89,6 +89,7 @@ class VoiceServer:
             platform = RingCentralPlatformControl(
                 self.ringcentral, CallControlClient(self.rc_client)
             )
+        self.sip.platform = platform
         self.media = MediaServer(
             settings,
             self.manager,

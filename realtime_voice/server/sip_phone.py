@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from realtime_voice.config import Settings
+from realtime_voice.legs.base import PlatformCallControl
 from realtime_voice.legs.media_clock import MediaClock
 from realtime_voice.legs.sip import SipLeg
 from realtime_voice.legs.sip_media import RtpStream
@@ -121,6 +122,8 @@ class SipPhone:
         self.ua = SipUserAgent(self.account, ssl_context=context, on_call=self._on_call,
                                settings=self._ua_settings)
         self.listen_address: tuple[str, int] | None = None
+        self.platform: PlatformCallControl | None = None
+        """RingCentral Call Control (transfers of calls whose telephony session is known)."""
         self.startup_error: str | None = None
         """Why the device could not even be set up (its SIP info unreadable), if so."""
         self.sessions: dict[str, CallSession] = {}
@@ -223,7 +226,8 @@ class SipPhone:
         assert call.media is not None
         stream.start(call.media)
         self._streams.add(stream)
-        leg = SipLeg(call, stream, transfer_domain=self._transfer_domain(incoming))
+        leg = SipLeg(call, stream, transfer_domain=self._transfer_domain(incoming),
+                     platform=self.platform)
         try:
             await self._run_session(leg, call_id=incoming.call_id, from_number=incoming.caller,
                                     to_number=incoming.callee)
@@ -275,7 +279,7 @@ class SipPhone:
                                 result.detail)
         stream.update(call.media)  # the 200's answer wins over any early media
         leg = SipLeg(call, stream, transfer_domain=self._account_domain(),
-                     parameters=params)
+                     parameters=params, platform=self.platform)
         caller = self.account.username if self.account else ""
 
         async def run() -> None:

@@ -35,6 +35,8 @@ from realtime_voice.sip.sdp_negotiation import (
     generate_key,
     offer,
 )
+from realtime_voice.testing.ringcentral_notify import WebhookNotifier
+from realtime_voice.testing.ringcentral_sim import RingCentralSimulator
 from realtime_voice.testing.sip_edge import EdgeCall, FakeRingCentralEdge
 from realtime_voice.testing.speech import caller_audio_pcm16, transcribe_pcm16
 from realtime_voice.testing.tls_certs import LoopbackCertificates
@@ -117,7 +119,7 @@ class Phone:
 
 @asynccontextmanager
 async def sip_call(
-    make_server: Callable[..., object], tmp_path: Path, codec: Codec,
+    make_server: Callable[..., object], tmp_path: Path, codec: Codec, **settings: object,
 ) -> AsyncIterator[tuple[VoiceServer, FakeRingCentralEdge, EdgeCall, Phone]]:
     certs = LoopbackCertificates()
     ca_file = certs.write_ca(tmp_path / "ca.pem")
@@ -126,7 +128,7 @@ async def sip_call(
         server = await make_server(  # type: ignore[misc]
             rc_sip_domain="sip.ringcentral.com", rc_sip_outbound_proxy=("127.0.0.1", edge.port),
             rc_sip_username=USER, rc_sip_password=PASSWORD, rc_sip_authorization_id=AUTH_ID,
-            rc_sip_ca_file=str(ca_file))
+            rc_sip_ca_file=str(ca_file), **settings)
         assert isinstance(server, VoiceServer)
         await edge.wait_registered(USER, timeout_s=10)
         stream = await RtpStream.open(host="127.0.0.1", clock=MediaClock(), name="phone")
@@ -206,3 +208,36 @@ async def test_barging_in_for_a_manager_ends_in_a_refer_and_forged_srtp_is_count
         assert refer.headers.get("Refer-To") == "<sip:+15555550100@sip.ringcentral.com>"
         await server.manager.wait_idle()
         assert server.sip.media_totals()["frames_cleared"] > 0
+
+
+async def test_a_known_telephony_session_is_transferred_by_call_control(
+    make_server: Callable[..., object], tmp_path: Path,
+) -> None:
+    sim = RingCentralSimulator()
+    await sim.start()
+    token = "5f1c0c9e8d6a4f21a7c55e0d2b9c4e12"
+    try:
+        async with sip_call(
+            make_server, tmp_path, PCMU, rc_server_url=sim.url, rc_client_id=sim.client_id,
+            rc_client_secret=sim.client_secret, rc_jwt_token=sim.jwt,
+            rc_webhook_verification_token=token,
+        ) as (server, _edge, edge_call, phone), aiohttp.ClientSession() as http:
+            await phone.speech_starts()
+            # RingCentral reports the call's telephony session, naming our SIP Call-ID.
+            notifier = WebhookNotifier(
+                http, f"http://127.0.0.1:{server.http_port}/api/ringcentral/webhook", token)
+            tsid = notifier.new_call(sip_call_id=edge_call.call_id)
+            sim.add_session(tsid, notifier.party_id(tsid))
+            assert await notifier.status(tsid, "Answered") == 200
+            await server.ringcentral.join()
+            await phone.say("Can I speak to a manager please?")
+            for _ in range(1500):  # the transfer request is on its way to the platform
+                if sim.requests_to("POST", "/transfer"):
+                    break
+                await asyncio.sleep(0.02)
+            transfer = sim.requests_to("POST", "/transfer")
+            assert transfer and tsid in transfer[0].path
+            await server.manager.wait_idle()
+            assert not edge_call.refer_to  # Call Control did it: no REFER
+    finally:
+        await sim.close()
