@@ -170,8 +170,9 @@ class SipPhone:
         if self.startup_error is not None:
             return {"registration": "failing", "calls": 0, "detail": self.startup_error}
         status = self.ua.status
-        body: dict[str, object] = {"registration": status.state.value,
-                                   "calls": len(self.ua.calls)}
+        # Ended dialogs linger a little (a retransmitted BYE must still find them).
+        live = sum(1 for call in self.ua.calls.values() if not call.ended.is_set())
+        body: dict[str, object] = {"registration": status.state.value, "calls": live}
         if self.account is not None:
             body["device"] = str(self.account.aor)
         if status.detail:
