@@ -73,6 +73,9 @@ class SipLeg:
         self._done: asyncio.Future[None] | None = None
         self.transfer_outcome: TransferOutcome | None = None
         call.on_media = self._on_media
+        call.on_ended = self._on_ended
+        if call.ended.is_set():  # a BYE raced the leg's making
+            stream.end_events()
 
     @property
     def name(self) -> str:
@@ -164,28 +167,21 @@ class SipLeg:
         await listener.handle(StartEvent(
             custom_parameters={**self._parameters, "sip_call_id": call.call_id},
             call_id=call.call_id, audio_format=SIP_AUDIO_FORMAT))
-        ended = asyncio.ensure_future(call.ended.wait())
         watchdog = asyncio.ensure_future(self._watch_media(listener))
         try:
+            # One await per event, no task per frame: the dialog's end (a BYE) ends the
+            # stream's events (`_on_ended`), which is how this loop hears of it.
             while not listener.is_ended:
-                receive = asyncio.ensure_future(self._stream.next_event())
-                done, _ = await asyncio.wait({receive, ended},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if receive not in done:
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await receive
-                    await listener.handle(StopEvent())
-                    return
-                event = receive.result()
-                if event is None:  # the stream closed under us
+                event = await self._stream.next_event()
+                if event is None:
+                    if call.ended.is_set() and not listener.is_ended:
+                        await listener.handle(StopEvent())
                     return
                 await listener.handle(event)
         finally:
-            for task in (ended, watchdog):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
 
     async def _watch_media(self, listener: LegListener) -> None:
         timeout = self._media_timeout_s
@@ -204,6 +200,9 @@ class SipLeg:
         if reason in (None, "remote_bye"):
             return "caller_disconnected"
         return reason
+
+    def _on_ended(self, reason: str) -> None:
+        self._stream.end_events()
 
     def _on_media(self, update: MediaUpdate) -> None:
         self._stream.update(update.media)

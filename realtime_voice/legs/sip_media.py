@@ -249,8 +249,13 @@ class RtpStream:
     # -- what the leg does -----------------------------------------------------------
 
     async def next_event(self) -> RtpEvent | None:
-        """The next inbound event (audio, digit, played mark), in order; None once closed."""
+        """The next inbound event (audio, digit, played mark), in order; None once closed
+        (or after `end_events`)."""
         return await self._events.get()
+
+    def end_events(self) -> None:
+        """The call is over (a BYE): `next_event` returns None from now on."""
+        self._events.close()
 
     def send_audio(self, frame: bytes) -> None:
         """Queue one 640-byte PCM16 16 kHz frame; it leaves on a tick of its own.
