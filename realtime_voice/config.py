@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 from urllib.parse import urlparse
 
+from realtime_voice.config_carriers import (
+    CarrierSettings,
+    CarrierSettingsError,
+    read_carrier_settings,
+)
+
 __all__ = ["Settings", "SettingsError", "load_dotenv", "load_settings"]
 
 T = TypeVar("T")
@@ -80,6 +86,8 @@ class Settings:
     tts_provider: str = "auto"
     llm_provider: str = "auto"
     twilio_auth_token: str | None = field(default=None, repr=False)
+    carriers: CarrierSettings = field(default_factory=CarrierSettings)
+    """Exotel, Telnyx, Plivo and Vonage credentials (`realtime_voice.config_carriers`)."""
     public_http_url: str | None = None
     transfer_phone_number: str = "+15555550100"
     flows_dir: str | None = None
@@ -244,6 +252,10 @@ def load_settings(
     if secret is not None and len(secret) < 16:
         raise SettingsError("VOICE_STREAM_SECRET is too short: expected at least 16 characters")
     sip = _sip_settings(r)
+    try:
+        carriers = read_carrier_settings(r.opt)
+    except CarrierSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     log_level = r.get(
         "VOICE_LOG_LEVEL",
         _choice(("debug", "info", "warning", "error")),
@@ -337,6 +349,7 @@ def load_settings(
         sip_rtp_host=sip.sip_rtp_host,
         sip_rtp_ports=sip.sip_rtp_ports,
         twilio_auth_token=r.opt("TWILIO_AUTH_TOKEN"),
+        carriers=carriers,
         public_http_url=r.get(
             "VOICE_PUBLIC_HTTP_URL",
             _http_url,

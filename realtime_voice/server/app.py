@@ -30,6 +30,7 @@ from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
 from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
+from webhooks.exotel_answer import ExotelAnswerHandler, add_exotel_routes
 from webhooks.outbound_api import add_outbound_route
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
@@ -145,6 +146,10 @@ class VoiceServer:
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
+        add_exotel_routes(app, ExotelAnswerHandler(
+            self.manager, self.tokens, lambda: self.public_media_url,
+            basic_auth=self.settings.carriers.exotel_basic_auth,
+        ))
         add_outbound_route(app, self.sip if self.sip.account is not None else None,
                            api_token=self.settings.api_token)
         add_tts_preview_route(app, self.engines.make_tts)

@@ -1,4 +1,4 @@
-"""The media plane: a `websockets` asyncio server for both gateway protocols.
+"""The media plane: a `websockets` asyncio server for every WebSocket carrier.
 
 This module is the thin front end: routing, the token check and admission before any
 session exists; then it hands the connection to a `WebSocketLeg` (the receive loop,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import json
 import logging
@@ -29,11 +30,12 @@ from realtime_voice.legs.websocket import PlatformCallControl, WebSocketLeg
 from realtime_voice.log import call_id_var, mask_phone, session_id_var
 from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolError, StartEvent
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
-from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
 from realtime_voice.providers.base import SttError
+from realtime_voice.security.basic_auth import BasicAuthResult, check_basic_auth
 from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
 from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
 from realtime_voice.security.twilio_signature import verify_twilio_signature
+from realtime_voice.server.stream_routes import TWILIO_PATH, StreamRoute, stream_routes
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
@@ -45,7 +47,6 @@ __all__ = ["BRIDGE_PATH", "HEALTH_PATH", "TWILIO_PATH", "MediaServer"]
 log = logging.getLogger(__name__)
 
 BRIDGE_PATH = "/api/voice/realtime/ws/call"
-TWILIO_PATH = "/api/voice/twilio/ws"
 HEALTH_PATH = "/api/voice/realtime/health"
 
 # Close codes (docs/PROTOCOLS.md §2).
@@ -55,7 +56,11 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_TRY_AGAIN = 1013
 CLOSE_INTERNAL = 1011
 
-_TWILIO_HANDSHAKE_MESSAGES = 5  # connected, start, and a little slack; then give up
+_HANDSHAKE_MESSAGES = 5  # connected, start, and a little slack; then give up
+# Stream URL query keys the server itself reads; any others are the call's custom
+# parameters (Exotel appends an applet's up to three parameters to the URL).
+_STREAM_QUERY_KEYS = frozenset({"token", "sample-rate", "call_sid", "from", "to"})
+_MAX_QUERY_PARAMETERS = 10
 
 
 class MediaServer:
@@ -72,9 +77,11 @@ class MediaServer:
         public_media_url: the public base URL Twilio connects to (signature checks).
         observer: where every call reports latencies, errors and totals (the metrics).
         on_refused: told the reason of every connection refused before a session started
-            (``rate_limited``, ``origin``, ``not_found``, ``signature``, ``token``,
-            ``unsupported_format``, ``handshake``, ``at_capacity``, ``draining``,
-            ``duplicate_call``).
+            (``rate_limited``, ``origin``, ``not_found``, ``signature``, ``credentials``,
+            ``token``, ``unsupported_format``, ``handshake``, ``at_capacity``,
+            ``draining``, ``duplicate_call``).
+        carrier_controls: each carrier's REST call control (transfer, hang-up), by the
+            carrier's name (``telnyx``...), used for that carrier's calls.
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class MediaServer:
         public_media_url: Callable[[], str] | None = None,
         observer: SessionObserver | None = None,
         on_refused: Callable[[str], None] | None = None,
+        carrier_controls: Mapping[str, PlatformCallControl] | None = None,
     ) -> None:
         self.public_media_url = public_media_url or (lambda: settings.public_media_url)
         self.observer = observer
@@ -102,6 +110,9 @@ class MediaServer:
         self.health = health
         self.limiter = AddressRateLimiter.from_settings(settings)
         """Connections per client address (``None``: VOICE_CONNECTIONS_PER_IP_PER_MINUTE=0)."""
+        self.routes: dict[str, StreamRoute] = stream_routes()
+        """The carrier stream paths (`realtime_voice.server.stream_routes`)."""
+        self.carrier_controls: dict[str, PlatformCallControl] = dict(carrier_controls or {})
         self._server: Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -149,9 +160,20 @@ class MediaServer:
         if origin is not None:
             self._refused("origin")
             return origin
-        if path not in (BRIDGE_PATH, TWILIO_PATH):
+        route = self.routes.get(path)
+        if path != BRIDGE_PATH and route is None:
             self._refused("not_found")
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
+        if route is not None and route.basic_auth:
+            credentials = self._basic_auth(request)
+            if credentials == BasicAuthResult.INVALID:
+                log.warning("%s stream refused: wrong Basic credentials", route.carrier)
+                self._refused("credentials")
+                response = _json_response(
+                    401, {"error": f"wrong Basic credentials for the {route.carrier} stream"}
+                )
+                response.headers["WWW-Authenticate"] = 'Basic realm="media"'
+                return response
         if path == TWILIO_PATH and self.settings.twilio_auth_token:
             # docs/PROTOCOLS.md §3: Twilio signs the upgrade request like a webhook (the URL it
             # connected to, no form parameters).
@@ -164,6 +186,13 @@ class MediaServer:
                 self._refused("signature")
                 return _json_response(403, {"error": "missing or invalid X-Twilio-Signature"})
         return None
+
+    def _basic_auth(self, request: Request) -> str:
+        """Exotel's Basic credentials against EXOTEL_API_KEY/TOKEN (absent when unset)."""
+        expected = self.settings.carriers.exotel_basic_auth
+        if expected is None:
+            return BasicAuthResult.ABSENT
+        return check_basic_auth(request.headers.get("Authorization"), *expected)
 
     def _refused(self, reason: str) -> None:
         if self._on_refused is not None:
@@ -222,10 +251,11 @@ class MediaServer:
         parts = urlsplit(ws.request.path)
         query = dict(parse_qsl(parts.query))
         try:
-            if parts.path == BRIDGE_PATH:
+            route = self.routes.get(parts.path)
+            if route is None:
                 await self._handle_bridge(ws, query)
             else:
-                await self._handle_twilio(ws)
+                await self._handle_stream(ws, route, query)
         except ConnectionClosed:
             pass
         except Exception:
@@ -266,52 +296,98 @@ class MediaServer:
             first_events=[],
         )
 
-    async def _handle_twilio(self, ws: ServerConnection) -> None:
-        protocol = TwilioMediaStreamsProtocol()
-        start: StartEvent | None = None
+    async def _handle_stream(
+        self, ws: ServerConnection, route: StreamRoute, query: Mapping[str, str]
+    ) -> None:
+        """A carrier stream: read up to ``start``, authenticate, then run the call.
+
+        The call is authenticated by the single-use token the carrier's answer webhook
+        minted for its call id (in the URL query, or in the start's custom parameters as
+        Twilio's ``<Parameter>`` carries it), or, where the route allows it, by the
+        carrier's Basic credentials on the upgrade.
+        """
+        carrier = route.carrier
+        try:
+            protocol = route.make_codec(query)
+        except UnsupportedFormatError as exc:
+            log.warning("%s stream refused: unsupported format: %s", carrier, exc)
+            self._refused("unsupported_format")
+            await ws.close(CLOSE_UNSUPPORTED, f"unsupported audio format: {exc}"[:120])
+            return
+        start = await self._read_start(ws, protocol, carrier)
+        if start is None:
+            return
+        assert ws.request is not None
+        by_credentials = route.basic_auth and (
+            self._basic_auth(ws.request) == BasicAuthResult.VALID
+        )
+        call_id = start.call_id or query.get("call_sid") or ""
+        if not call_id and by_credentials:
+            # Seed 000's client names no call at all; the stream is still one call.
+            call_id = start.stream_id or str(uuid.uuid4())
+        if not call_id:
+            self._refused("handshake")
+            await ws.close(CLOSE_POLICY, "expected a start message with a call id")
+            return
+        call_id_var.set(call_id)
+        if not by_credentials:
+            token = query.get("token") or start.custom_parameters.get("token", "")
+            try:
+                if not token:
+                    raise TokenError("missing")
+                self.tokens.verify(token, call_id)
+            except TokenError as exc:
+                log.warning("%s stream refused: token %s", carrier, exc.reason)
+                self._refused("token")
+                await ws.close(CLOSE_POLICY, f"token {exc.reason}")
+                return
+        extra = {k: v for k, v in query.items() if k not in _STREAM_QUERY_KEYS}
+        if extra:
+            if len(extra) > _MAX_QUERY_PARAMETERS:
+                self._refused("handshake")
+                await ws.close(CLOSE_POLICY, f"over {_MAX_QUERY_PARAMETERS} URL parameters")
+                return
+            # What the start message itself says wins over the URL.
+            params = {**extra, **start.custom_parameters}
+            start = dataclasses.replace(start, custom_parameters=params)
+        answered = self.manager.ringing(call_id)
+        await self._run_session(
+            ws,
+            protocol,
+            call_id=call_id,
+            session_id=answered.session_id if answered else str(uuid.uuid4()),
+            from_number=answered.from_number if answered else _number(protocol, "from", query),
+            to_number=answered.to_number if answered else _number(protocol, "to", query),
+            first_events=[start],
+            platform=self.carrier_controls.get(carrier, self.platform),
+        )
+
+    async def _read_start(
+        self, ws: ServerConnection, protocol: MediaProtocol, carrier: str
+    ) -> StartEvent | None:
+        """The carrier's start event, or None once the connection was refused."""
         try:
             async with asyncio.timeout(self.settings.websocket_timeout_s):
-                for _ in range(_TWILIO_HANDSHAKE_MESSAGES):
+                for _ in range(_HANDSHAKE_MESSAGES):
                     message = await ws.recv()
                     try:
                         events = protocol.parse(message)
                     except ProtocolError as exc:
-                        log.warning("twilio handshake: %s", exc)
-                        self._refused("handshake")
+                        log.warning("%s handshake: %s", carrier, exc)
+                        self._refused(
+                            "unsupported_format" if exc.code == "unsupported_format"
+                            else "handshake"
+                        )
                         await ws.close(CLOSE_POLICY, exc.message[:120])
-                        return
+                        return None
                     start = next((e for e in events if isinstance(e, StartEvent)), None)
                     if start is not None:
-                        break
+                        return start
         except TimeoutError:
-            self._refused("handshake")
-            await ws.close(CLOSE_POLICY, "no start message")
-            return
-        if start is None or not start.call_id:
-            self._refused("handshake")
-            await ws.close(CLOSE_POLICY, "expected a start message with a callSid")
-            return
-        call_id_var.set(start.call_id)
-        token = start.custom_parameters.get("token", "")
-        try:
-            if not token:
-                raise TokenError("missing")
-            self.tokens.verify(token, start.call_id)
-        except TokenError as exc:
-            log.warning("twilio stream refused: token %s", exc.reason)
-            self._refused("token")
-            await ws.close(CLOSE_POLICY, f"token {exc.reason}")
-            return
-        answered = self.manager.ringing(start.call_id)
-        await self._run_session(
-            ws,
-            protocol,
-            call_id=start.call_id,
-            session_id=answered.session_id if answered else str(uuid.uuid4()),
-            from_number=answered.from_number if answered else "",
-            to_number=answered.to_number if answered else "",
-            first_events=[start],
-        )
+            pass
+        self._refused("handshake")
+        await ws.close(CLOSE_POLICY, "no start message")
+        return None
 
     async def _run_session(
         self,
@@ -323,6 +399,7 @@ class MediaServer:
         from_number: str,
         to_number: str,
         first_events: list[MediaEvent],
+        platform: PlatformCallControl | None = None,
     ) -> None:
         call_id_var.set(call_id)
         session_id_var.set(session_id)
@@ -331,7 +408,7 @@ class MediaServer:
             protocol,
             call_id=call_id,
             inactivity_timeout_s=self.settings.websocket_timeout_s,
-            platform=self.platform,
+            platform=platform if platform is not None else self.platform,
             first_events=first_events,
         )
         session = CallSession(
@@ -374,6 +451,12 @@ class MediaServer:
             finally:
                 # Whatever ending the session ran into, its slot must come back.
                 self.manager.release(session)
+
+
+def _number(protocol: MediaProtocol, side: str, query: Mapping[str, str]) -> str:
+    """The caller's (``from``) or called (``to``) number as the stream itself names it."""
+    value = getattr(protocol, f"{side}_number", None) or query.get(side) or ""
+    return value if isinstance(value, str) else ""
 
 
 def _json_response(status: int, body: object) -> Response:

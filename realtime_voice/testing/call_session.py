@@ -297,7 +297,9 @@ class CallSession:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 frame, started, finished = self._next_frame()
-                await self._ws.send(self._wire.audio(frame, frame_index * 20))
+                message = self._wire.audio(frame, frame_index * 20)
+                if message:  # a wire that batches frames sends one message per group
+                    await self._ws.send(message)
                 self._caller_audio += frame
                 frame_index += 1
                 now = self._now()

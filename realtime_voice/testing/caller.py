@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -40,8 +40,14 @@ from realtime_voice.testing.call_report import (
     TimelineEvent,
 )
 from realtime_voice.testing.call_session import CallSession, LineAudio
+from realtime_voice.testing.carrier_answers import (
+    AnswerError,
+    CarrierCall,
+    StreamAnswer,
+    answer_exotel,
+    override_media_url,
+)
 from realtime_voice.testing.gateway_wire import (
-    GatewayWire,
     RingCentralGatewayWire,
     TwilioGatewayWire,
     new_twilio_sid,
@@ -62,6 +68,12 @@ __all__ = [
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _TWILIO_WS_PATH = "/api/voice/twilio/ws"
+Protocol = Literal["ringcentral", "twilio", "exotel"]
+PROTOCOLS: tuple[Protocol, ...] = ("ringcentral", "twilio", "exotel")
+"""The media protocols the simulated caller speaks."""
+# Carriers answered through their own webhook (`carrier_answers`), not /api/voice/inbound.
+_AnswerFn = Callable[[aiohttp.ClientSession, CarrierCall], Awaitable[StreamAnswer]]
+_CARRIER_ANSWERS: dict[str, _AnswerFn] = {"exotel": answer_exotel}
 
 
 class CallSetupError(Exception):
@@ -126,7 +138,8 @@ class CallOptions:
 
     Attributes:
         http_url: the server's HTTP control plane.
-        protocol: ``ringcentral`` (bridge protocol) or ``twilio`` (Media Streams).
+        protocol: ``ringcentral`` (bridge protocol), ``twilio`` (Media Streams) or a
+            carrier answered through its own webhook: ``exotel`` (Voicebot applet).
         media_url: override the media WebSocket URL. For Twilio, the default is
             ``ws://<host of the answer's media url>/api/voice/twilio/ws``; for the
             bridge, the answer's URL (an override keeps the answer's query string).
@@ -148,10 +161,14 @@ class CallOptions:
             mark or clear does.
         connect_timeout_s: limit for the webhook request and the WebSocket handshake.
         on_event: called with each timeline event as it happens (live display).
+        sample_rate: the stream's rate where the carrier lets the answer choose (Exotel).
+        basic_auth: ``(user, password)`` the carrier presents (Exotel's applet URL).
+        exotel_seed_000: open the Exotel stream as seed 000's client did (lead context
+            as JSON in ``customField`` on ``connected``).
     """
 
     http_url: str = "http://127.0.0.1:8000"
-    protocol: Literal["ringcentral", "twilio"] = "ringcentral"
+    protocol: Protocol = "ringcentral"
     media_url: str | None = None
     call_id: str = ""
     from_number: str = "+15555551234"
@@ -167,19 +184,19 @@ class CallOptions:
     utterance_gap_s: float = 0.6
     connect_timeout_s: float = 10.0
     on_event: Callable[[TimelineEvent], None] | None = None
+    sample_rate: int = 8000
+    basic_auth: tuple[str, str] | None = None
+    exotel_seed_000: bool = False
 
     def __post_init__(self) -> None:
-        if self.protocol not in ("ringcentral", "twilio"):
-            raise ValueError(f"protocol must be 'ringcentral' or 'twilio', got {self.protocol!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(
+                f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
+            )
         if not self.call_id:
             self.call_id = _default_call_id(self.protocol)
 
 
-@dataclass(frozen=True)
-class _Answer:
-    media_url: str
-    custom_parameters: dict[str, str]
-    wire: GatewayWire
 
 
 def _describe_os_error(exc: BaseException | None) -> str:
@@ -241,7 +258,7 @@ class SimulatedCaller:
         report = CallReport(call_id=options.call_id, protocol=options.protocol)
         report.notes.extend(notes)
         report.media_url = answer.media_url
-        ws = await self._connect(answer.media_url)
+        ws = await self._connect(answer.media_url, answer.headers)
         session = CallSession(options, ws, answer.wire, report)
         try:
             async with ws:
@@ -251,9 +268,12 @@ class SimulatedCaller:
             await session.discard()
         return report
 
-    async def _answer(self) -> _Answer:
+    async def _answer(self) -> StreamAnswer:
         options = self.options
         base = options.http_url.rstrip("/")
+        carrier_answer = _CARRIER_ANSWERS.get(options.protocol)
+        if carrier_answer is not None:
+            return await self._answer_by_carrier(carrier_answer)
         url = f"{base}/api/voice/inbound"
         body = {
             "event": "call.inbound",
@@ -289,7 +309,39 @@ class SimulatedCaller:
             raise CallSetupError(f"webhook POST {url} answered HTTP {status}: {text[:300]}")
         return self._read_answer(url, text)
 
-    def _read_answer(self, url: str, text: str) -> _Answer:
+    async def _answer_by_carrier(self, carrier_answer: _AnswerFn) -> StreamAnswer:
+        options = self.options
+        call = CarrierCall(
+            http_url=options.http_url,
+            call_id=options.call_id,
+            from_number=options.from_number,
+            to_number=options.to_number,
+            custom_parameters=options.custom_parameters,
+            sample_rate=options.sample_rate,
+            basic_auth=options.basic_auth,
+            seed_000=options.exotel_seed_000,
+        )
+        timeout = aiohttp.ClientTimeout(total=options.connect_timeout_s)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                answer = await carrier_answer(http, call)
+        except aiohttp.ClientConnectorError as exc:
+            raise CallSetupError(
+                f"cannot reach {options.http_url}: {_describe_os_error(exc.os_error)}"
+                " — is `realtime-voice serve` running?"
+            ) from exc
+        except TimeoutError as exc:
+            raise CallSetupError(
+                f"the {options.protocol} answer webhook gave no answer within "
+                f"{options.connect_timeout_s:g} s"
+            ) from exc
+        except (AnswerError, aiohttp.ClientError, ValueError) as exc:
+            raise CallSetupError(f"the {options.protocol} answer failed: {exc}") from exc
+        return dataclasses.replace(
+            answer, media_url=override_media_url(answer.media_url, options.media_url)
+        )
+
+    def _read_answer(self, url: str, text: str) -> StreamAnswer:
         options = self.options
         try:
             answer: Any = json.loads(text)
@@ -312,16 +364,13 @@ class SimulatedCaller:
             params["token"] = token
             parts = urlsplit(media_url)
             derived = urlunsplit((parts.scheme, parts.netloc, _TWILIO_WS_PATH, "", ""))
-            return _Answer(options.media_url or derived, params, TwilioGatewayWire(options.call_id))
-        if options.media_url:
-            override = urlsplit(options.media_url)
-            query = override.query or urlsplit(media_url).query
-            media_url = urlunsplit(
-                (override.scheme, override.netloc, override.path, query, override.fragment)
+            return StreamAnswer(
+                options.media_url or derived, params, TwilioGatewayWire(options.call_id)
             )
-        return _Answer(media_url, params, RingCentralGatewayWire())
+        media_url = override_media_url(media_url, options.media_url)
+        return StreamAnswer(media_url, params, RingCentralGatewayWire())
 
-    async def _connect(self, url: str) -> ClientConnection:
+    async def _connect(self, url: str, headers: dict[str, str]) -> ClientConnection:
         # Messages never show the query: it carries the stream token.
         shown = url.split("?", 1)[0]
         try:
@@ -333,6 +382,7 @@ class SimulatedCaller:
                 compression=None,
                 proxy=None,
                 max_size=2**20,
+                additional_headers=headers or None,
             )
         except InvalidURI as exc:
             raise CallSetupError(f"bad media url {shown!r}: {exc}") from exc

@@ -78,6 +78,8 @@ def _default_url() -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``call`` sub-command."""
+    from realtime_voice.testing.caller import PROTOCOLS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "call",
         help="call a running server as a simulated phone gateway",
@@ -116,9 +118,22 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--protocol",
-        choices=("ringcentral", "twilio"),
+        choices=PROTOCOLS,
         default="ringcentral",
-        help="media protocol (default: %(default)s)",
+        help="media protocol; a carrier is answered through its own webhook "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        choices=(8000, 16000),
+        default=8000,
+        help="the stream's rate where the carrier lets the answer choose it (exotel)",
+    )
+    parser.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        help="Basic credentials the carrier presents (exotel: EXOTEL_API_KEY:EXOTEL_API_TOKEN)",
     )
     parser.add_argument("--media-url", help="override the media WebSocket url")
     parser.add_argument("--record", metavar="PATH", help="write a stereo WAV (caller L, bot R)")
@@ -259,6 +274,9 @@ def _run(args: argparse.Namespace) -> int:
             "realtime-voice call: --interactive cannot be combined with a script", file=sys.stderr
         )
         return 2
+    if args.basic_auth is not None and ":" not in args.basic_auth:
+        print("realtime-voice call: --basic-auth must be USER:PASSWORD", file=sys.stderr)
+        return 2
     options = CallOptions(
         http_url=args.url,
         protocol=args.protocol,
@@ -276,6 +294,8 @@ def _run(args: argparse.Namespace) -> int:
         end_after_last_line_s=0.5 if args.interactive else args.end_after,
         reply_timeout_s=3.0 if args.interactive else 15.0,
         on_event=lambda event: print(format_event(event), flush=True),
+        sample_rate=args.sample_rate,
+        basic_auth=_basic_auth(args.basic_auth),
     )
     caller = SimulatedCaller(options)
     print(
@@ -304,3 +324,10 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _basic_auth(raw: str | None) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    user, _, password = raw.partition(":")
+    return user, password

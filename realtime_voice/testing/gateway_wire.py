@@ -29,7 +29,11 @@ __all__ = [
     "ServerMessage",
     "TwilioGatewayWire",
     "Unexpected",
+    "check_digit",
+    "load_stream_event",
+    "media_payload",
     "new_twilio_sid",
+    "stream_mark",
 ]
 
 
@@ -93,10 +97,16 @@ def new_twilio_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-def _check_digit(digit: str) -> str:
+def check_digit(digit: str) -> str:
+    """``digit`` itself when it is a keypad digit.
+
+    Raises:
+        ValueError: it is not one of 0-9, *, #, A-D.
+    """
     if digit not in _DIGITS:
         raise ValueError(f"DTMF digit must be one of 0-9, *, #, A-D, got {digit!r}")
     return digit
+
 
 
 def _load(message: str) -> dict[str, Any] | Unexpected:
@@ -107,6 +117,51 @@ def _load(message: str) -> dict[str, Any] | Unexpected:
     if not isinstance(obj, dict):
         return Unexpected("text frame is not a JSON object", message)
     return obj
+
+
+def load_stream_event(
+    message: str | bytes, carrier: str, id_field: str, stream_id: str
+) -> dict[str, Any] | Unexpected:
+    """A server message of a Twilio-like JSON stream, checked to be for ``stream_id``.
+
+    Args:
+        message: the WebSocket message (such carriers allow only text).
+        carrier: the carrier's name, for the problem text.
+        id_field: the field naming the stream (``streamSid``, ``stream_sid``...).
+        stream_id: this stream's id.
+    """
+    if isinstance(message, bytes):
+        return Unexpected(f"{carrier} streams carry only text frames", repr(message[:32]))
+    obj = _load(message)
+    if isinstance(obj, Unexpected):
+        return obj
+    if obj.get(id_field) != stream_id:
+        return Unexpected(
+            f"{obj.get('event')!r} for {id_field} {obj.get(id_field)!r}, expected {stream_id!r}",
+            message,
+        )
+    return obj
+
+
+def media_payload(obj: Mapping[str, Any], message: str) -> bytes | Unexpected:
+    """The decoded ``media.payload`` of a Twilio-like ``media`` message."""
+    media = obj.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str):
+        return Unexpected("media without a payload string", message)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return Unexpected("media payload is not valid base64", message)
+
+
+def stream_mark(obj: Mapping[str, Any], message: str) -> BotMark | Unexpected:
+    """The ``mark.name`` of a Twilio-like ``mark`` message."""
+    mark = obj.get("mark")
+    name = mark.get("name") if isinstance(mark, dict) else None
+    if isinstance(name, str) and name:
+        return BotMark(name)
+    return Unexpected("mark without a non-empty mark.name", message)
 
 
 class GatewayWire(Protocol):
@@ -158,7 +213,7 @@ class RingCentralGatewayWire:
         Raises:
             ValueError: not a keypad digit.
         """
-        return json.dumps({"type": "dtmf", "digit": _check_digit(digit)})
+        return json.dumps({"type": "dtmf", "digit": check_digit(digit)})
 
     def mark(self, name: str) -> str:
         """``{"type":"mark","name":...}``."""
@@ -281,7 +336,7 @@ class TwilioGatewayWire:
         Raises:
             ValueError: not a keypad digit.
         """
-        return self._event("dtmf", dtmf={"track": "inbound_track", "digit": _check_digit(digit)})
+        return self._event("dtmf", dtmf={"track": "inbound_track", "digit": check_digit(digit)})
 
     def mark(self, name: str) -> str:
         """A ``mark`` event echoing the server's mark."""
@@ -300,32 +355,16 @@ class TwilioGatewayWire:
         Returns:
             The typed message, or `Unexpected` naming what is wrong with it.
         """
-        if isinstance(message, bytes):
-            return Unexpected("Twilio streams carry only text frames", repr(message[:32]))
-        obj = _load(message)
+        obj = load_stream_event(message, "Twilio", "streamSid", self.stream_sid)
         if isinstance(obj, Unexpected):
             return obj
+        assert isinstance(message, str)
         event = obj.get("event")
-        if obj.get("streamSid") != self.stream_sid:
-            return Unexpected(
-                f"{event!r} for streamSid {obj.get('streamSid')!r}, expected {self.stream_sid!r}",
-                message,
-            )
         if event == "media":
-            media = obj.get("media")
-            payload = media.get("payload") if isinstance(media, dict) else None
-            if not isinstance(payload, str):
-                return Unexpected("media without a payload string", message)
-            try:
-                return BotAudio(base64.b64decode(payload, validate=True))
-            except (binascii.Error, ValueError):
-                return Unexpected("media payload is not valid base64", message)
+            audio = media_payload(obj, message)
+            return audio if isinstance(audio, Unexpected) else BotAudio(audio)
         if event == "mark":
-            mark = obj.get("mark")
-            name = mark.get("name") if isinstance(mark, dict) else None
-            if isinstance(name, str) and name:
-                return BotMark(name)
-            return Unexpected("mark without a non-empty mark.name", message)
+            return stream_mark(obj, message)
         if event == "clear":
             return BotClear()
         return Unexpected(f"unknown event {event!r}", message)
