@@ -108,7 +108,6 @@ def check_digit(digit: str) -> str:
     return digit
 
 
-
 def _load(message: str) -> dict[str, Any] | Unexpected:
     try:
         obj = json.loads(message)
