@@ -45,6 +45,7 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from realtime_voice.testing.carrier_answers import CarrierCall, answer_exotel
 from realtime_voice.testing.gateway_wire import (
     BotAudio,
     BotClear,
@@ -68,7 +69,7 @@ __all__ = [
     "hist_quantile",
 ]
 
-Protocol = Literal["ringcentral", "twilio"]
+Protocol = Literal["ringcentral", "twilio", "exotel"]
 
 FRAME_S = 0.02
 FRAME_BYTES = 160
@@ -258,7 +259,9 @@ class _Call:
             if self._speech_pos >= len(self._speech) and self._speech_done is not None:
                 self._speech_done.set_result(now)
         try:
-            await self.ws.send(self.wire.audio(frame, self._timestamp_ms))
+            message = self.wire.audio(frame, self._timestamp_ms)
+            if message:  # a wire that batches frames (Exotel) sends one per group
+                await self.ws.send(message)
             self._timestamp_ms += 20
             if self._controls and self._controls[0][0] <= now:
                 due = [c for c in self._controls if c[0] <= now]
@@ -481,7 +484,13 @@ class CallSlot:
             await call.turn(audio)
 
     async def _answer(self) -> tuple[str, GatewayWire, dict[str, str]]:
-        """The inbound webhook: the media URL, the wire codec and the custom parameters."""
+        """The answer webhook: the media URL, the wire codec and the custom parameters."""
+        if self.config.protocol == "exotel":
+            call = CarrierCall(
+                self.config.http_url, secrets.token_hex(16), "+919876543210", "+918047491899"
+            )
+            answer = await answer_exotel(self._http, call)
+            return answer.media_url, answer.wire, answer.custom_parameters
         twilio = self.config.protocol == "twilio"
         call_id = new_twilio_sid("CA") if twilio else f"load-{secrets.token_hex(8)}"
         body = {

@@ -41,7 +41,11 @@ from stack import LocalStack, StackError
 __all__ = ["main", "summarize"]
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-_CALLERS = {"ringcentral": ["RingCentralCaller"], "twilio": ["TwilioCaller"]}
+_CALLERS = {
+    "ringcentral": ["RingCentralCaller"],
+    "twilio": ["TwilioCaller"],
+    "exotel": ["ExotelCaller"],
+}
 _CALLERS["both"] = _CALLERS["ringcentral"] + _CALLERS["twilio"]
 _STOP_TIMEOUT_S = 15  # a caller hangs up within a frame; the close handshake is quick
 

@@ -408,7 +408,9 @@ class MediaCall:
                     if not self._pacing:
                         return
                 self._count_lag(max(0.0, -delay))
-                socket.send(self._wire.audio(self._next_frame(), index * 20))
+                message = self._wire.audio(self._next_frame(), index * 20)
+                if message:  # a wire that batches frames (Exotel) sends one per group
+                    socket.send(message)
                 index += 1
                 now = time.perf_counter()
                 if self._speech_pos and self._speech_start == math.inf:

@@ -209,3 +209,16 @@ def _exotel_credentials() -> Any:
     from realtime_voice.config_carriers import CarrierSettings
 
     return CarrierSettings(exotel_api_key=KEY, exotel_api_token=TOKEN)
+
+
+async def test_a_transfer_ends_the_stream_for_the_next_applet_and_is_recorded(
+    server: VoiceServer,
+) -> None:
+    report = await place(server, [CallerLine("Can I speak to a manager please?")])
+    handoff = words(report.bot_utterances[-1].text)
+    assert "transfer" in handoff or "manager" in handoff, handoff
+    # No transfer message on Exotel: the stream closes normally after the handoff line,
+    # and the flow's next applet (Connect) takes the caller.
+    assert report.transfer is None and report.close_code == 1000
+    record = await stored_call(server, report.call_id)
+    assert record["end_reason"] == "transferred", record["end_reason"]
