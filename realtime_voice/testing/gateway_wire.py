@@ -119,7 +119,7 @@ def _load(message: str) -> dict[str, Any] | Unexpected:
 
 
 def load_stream_event(
-    message: str | bytes, carrier: str, id_field: str, stream_id: str
+    message: str | bytes, carrier: str, id_field: str, stream_id: str, *, required: bool = True
 ) -> dict[str, Any] | Unexpected:
     """A server message of a Twilio-like JSON stream, checked to be for ``stream_id``.
 
@@ -128,13 +128,14 @@ def load_stream_event(
         carrier: the carrier's name, for the problem text.
         id_field: the field naming the stream (``streamSid``, ``stream_sid``...).
         stream_id: this stream's id.
+        required: the server must name the stream (else only a wrong id is refused).
     """
     if isinstance(message, bytes):
         return Unexpected(f"{carrier} streams carry only text frames", repr(message[:32]))
     obj = _load(message)
     if isinstance(obj, Unexpected):
         return obj
-    if obj.get(id_field) != stream_id:
+    if obj.get(id_field) != stream_id and (required or obj.get(id_field) is not None):
         return Unexpected(
             f"{obj.get('event')!r} for {id_field} {obj.get(id_field)!r}, expected {stream_id!r}",
             message,
