@@ -22,6 +22,11 @@ from realtime_voice.ringcentral.devices import read_device_sip_info
 from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
 from realtime_voice.security.rate_limit import AddressRateLimiter
 from realtime_voice.security.tokens import StreamTokenIssuer
+from realtime_voice.server.carriers import (
+    add_carrier_routes,
+    build_carrier_controls,
+    close_carrier_controls,
+)
 from realtime_voice.server.media import MediaServer
 from realtime_voice.server.sip_phone import SipPhone, sip_enabled
 from realtime_voice.server.wiring import build_engines, warm_up
@@ -30,7 +35,6 @@ from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
 from webhooks.app import build_http_app
 from webhooks.calls_api import add_calls_routes
-from webhooks.exotel_answer import ExotelAnswerHandler, add_exotel_routes
 from webhooks.outbound_api import add_outbound_route
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
@@ -91,6 +95,7 @@ class VoiceServer:
                 self.ringcentral, CallControlClient(self.rc_client)
             )
         self.sip.platform = platform
+        self.carrier_controls = build_carrier_controls(settings, lambda: self.public_http_url)
         self.media = MediaServer(
             settings,
             self.manager,
@@ -102,6 +107,7 @@ class VoiceServer:
             public_media_url=lambda: self.public_media_url,
             observer=self.metrics,
             on_refused=self.metrics.media_refused,
+            carrier_controls=self.carrier_controls,
         )
         self.twilio = TwilioAnswerHandler(
             self.manager,
@@ -114,6 +120,11 @@ class VoiceServer:
         self.media_port = 0
         self.public_media_url = settings.public_media_url
         self._runner: web.AppRunner | None = None
+
+    @property
+    def public_http_url(self) -> str:
+        """The HTTP plane's public base URL: VOICE_PUBLIC_HTTP_URL, else loopback."""
+        return self.settings.public_http_url or f"http://127.0.0.1:{self.http_port}"
 
     def _rc_call_id(self, telephony_session_id: str) -> str:
         return self.ringcentral.call_id_for(telephony_session_id)
@@ -146,10 +157,9 @@ class VoiceServer:
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
         add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
-        add_exotel_routes(app, ExotelAnswerHandler(
-            self.manager, self.tokens, lambda: self.public_media_url,
-            basic_auth=self.settings.carriers.exotel_basic_auth,
-        ))
+        add_carrier_routes(
+            app, self.settings, self.manager, self.tokens, lambda: self.public_media_url
+        )
         add_outbound_route(app, self.sip if self.sip.account is not None else None,
                            api_token=self.settings.api_token)
         add_tts_preview_route(app, self.engines.make_tts)
@@ -222,6 +232,7 @@ class VoiceServer:
             self._runner = None
         if self.rc_client is not None:
             await self.rc_client.aclose()
+        await close_carrier_controls(self.carrier_controls)
         await self.engines.aclose()
         await self.recorder.close(timeout_s=10)
 

@@ -18,18 +18,27 @@ from typing import Final
 from realtime_voice.audio.format import UnsupportedFormatError
 from realtime_voice.protocols.base import MediaProtocol
 from realtime_voice.protocols.exotel import ExotelProtocol
+from realtime_voice.protocols.plivo import PlivoProtocol
+from realtime_voice.protocols.telnyx import TelnyxProtocol
 from realtime_voice.protocols.twilio import TwilioMediaStreamsProtocol
+from realtime_voice.protocols.vonage import VonageProtocol
 
 __all__ = [
     "EXOTEL_PATH",
     "EXOTEL_SEED_PATHS",
+    "PLIVO_PATH",
+    "TELNYX_PATH",
     "TWILIO_PATH",
+    "VONAGE_PATH",
     "StreamRoute",
     "stream_routes",
 ]
 
 TWILIO_PATH: Final = "/api/voice/twilio/ws"
 EXOTEL_PATH: Final = "/api/voice/exotel/ws"
+TELNYX_PATH: Final = "/api/voice/telnyx/ws"
+PLIVO_PATH: Final = "/api/voice/plivo/ws"
+VONAGE_PATH: Final = "/api/voice/vonage/ws"
 EXOTEL_SEED_PATHS: Final = ("/was", "/media")
 """The paths the two Exotel systems this product grew from served (seed 002's Go voicebot:
 ``/was?sample-rate=16000``; seed 000's lead qualifier: ``/media``), so an Exotel flow
@@ -64,6 +73,13 @@ def stream_routes() -> dict[str, StreamRoute]:
     """The carrier stream paths of the media plane."""
     twilio = StreamRoute("twilio", lambda _query: TwilioMediaStreamsProtocol())
     exotel = StreamRoute("exotel", _exotel_codec, basic_auth=True)
-    routes = {TWILIO_PATH: twilio, EXOTEL_PATH: exotel}
+    routes = {
+        TWILIO_PATH: twilio,
+        EXOTEL_PATH: exotel,
+        TELNYX_PATH: StreamRoute("telnyx", lambda _query: TelnyxProtocol()),
+        PLIVO_PATH: StreamRoute("plivo", lambda _query: PlivoProtocol()),
+        # websocket:connected names the rate; the constructor's is only a fallback.
+        VONAGE_PATH: StreamRoute("vonage", lambda _query: VonageProtocol()),
+    }
     routes.update(dict.fromkeys(EXOTEL_SEED_PATHS, exotel))
     return routes

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +46,9 @@ from realtime_voice.testing.carrier_answers import (
     CarrierCall,
     StreamAnswer,
     answer_exotel,
+    answer_plivo,
+    answer_telnyx,
+    answer_vonage,
     override_media_url,
 )
 from realtime_voice.testing.gateway_wire import (
@@ -68,12 +72,17 @@ __all__ = [
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _TWILIO_WS_PATH = "/api/voice/twilio/ws"
-Protocol = Literal["ringcentral", "twilio", "exotel"]
-PROTOCOLS: tuple[Protocol, ...] = ("ringcentral", "twilio", "exotel")
+Protocol = Literal["ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage"]
+PROTOCOLS: tuple[Protocol, ...] = ("ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage")
 """The media protocols the simulated caller speaks."""
 # Carriers answered through their own webhook (`carrier_answers`), not /api/voice/inbound.
 _AnswerFn = Callable[[aiohttp.ClientSession, CarrierCall], Awaitable[StreamAnswer]]
-_CARRIER_ANSWERS: dict[str, _AnswerFn] = {"exotel": answer_exotel}
+_CARRIER_ANSWERS: dict[str, _AnswerFn] = {
+    "exotel": answer_exotel,
+    "telnyx": answer_telnyx,
+    "plivo": answer_plivo,
+    "vonage": answer_vonage,
+}
 
 
 class CallSetupError(Exception):
@@ -129,7 +138,16 @@ class CallerLine:
 
 
 def _default_call_id(protocol: str) -> str:
-    return new_twilio_sid("CA") if protocol == "twilio" else f"call-{secrets.token_hex(8)}"
+    """A call id shaped as the carrier shapes its own."""
+    if protocol == "twilio":
+        return new_twilio_sid("CA")
+    if protocol == "exotel":
+        return secrets.token_hex(16)
+    if protocol == "telnyx":
+        return "v3:" + secrets.token_urlsafe(24)
+    if protocol in ("plivo", "vonage"):
+        return str(uuid.uuid4())
+    return f"call-{secrets.token_hex(8)}"
 
 
 @dataclass
@@ -139,7 +157,8 @@ class CallOptions:
     Attributes:
         http_url: the server's HTTP control plane.
         protocol: ``ringcentral`` (bridge protocol), ``twilio`` (Media Streams) or a
-            carrier answered through its own webhook: ``exotel`` (Voicebot applet).
+            carrier answered through its own webhook: ``exotel`` (Voicebot applet),
+            ``telnyx`` (TeXML), ``plivo`` (answer XML) or ``vonage`` (NCCO).
         media_url: override the media WebSocket URL. For Twilio, the default is
             ``ws://<host of the answer's media url>/api/voice/twilio/ws``; for the
             bridge, the answer's URL (an override keeps the answer's query string).
@@ -165,6 +184,8 @@ class CallOptions:
         basic_auth: ``(user, password)`` the carrier presents (Exotel's applet URL).
         exotel_seed_000: open the Exotel stream as seed 000's client did (lead context
             as JSON in ``customField`` on ``connected``).
+        signing_key: sign the carrier's answer request with this secret where the server
+            checks it (Plivo: ``PLIVO_AUTH_TOKEN``).
     """
 
     http_url: str = "http://127.0.0.1:8000"
@@ -187,6 +208,7 @@ class CallOptions:
     sample_rate: int = 8000
     basic_auth: tuple[str, str] | None = None
     exotel_seed_000: bool = False
+    signing_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -320,6 +342,7 @@ class SimulatedCaller:
             sample_rate=options.sample_rate,
             basic_auth=options.basic_auth,
             seed_000=options.exotel_seed_000,
+            signing_key=options.signing_key,
         )
         timeout = aiohttp.ClientTimeout(total=options.connect_timeout_s)
         try:
