@@ -36,6 +36,7 @@ import json
 import random
 import secrets
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,7 +46,13 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from realtime_voice.testing.carrier_answers import CarrierCall, answer_exotel
+from realtime_voice.testing.carrier_answers import (
+    CarrierCall,
+    answer_exotel,
+    answer_plivo,
+    answer_telnyx,
+    answer_vonage,
+)
 from realtime_voice.testing.gateway_wire import (
     BotAudio,
     BotClear,
@@ -69,7 +76,14 @@ __all__ = [
     "hist_quantile",
 ]
 
-Protocol = Literal["ringcentral", "twilio", "exotel"]
+Protocol = Literal["ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage"]
+# Carriers answered through their own webhook (`realtime_voice.testing.carrier_answers`).
+_CARRIER_ANSWERS = {
+    "exotel": answer_exotel,
+    "telnyx": answer_telnyx,
+    "plivo": answer_plivo,
+    "vonage": answer_vonage,
+}
 
 FRAME_S = 0.02
 FRAME_BYTES = 160
@@ -485,11 +499,12 @@ class CallSlot:
 
     async def _answer(self) -> tuple[str, GatewayWire, dict[str, str]]:
         """The answer webhook: the media URL, the wire codec and the custom parameters."""
-        if self.config.protocol == "exotel":
+        carrier_answer = _CARRIER_ANSWERS.get(self.config.protocol)
+        if carrier_answer is not None:
             call = CarrierCall(
-                self.config.http_url, secrets.token_hex(16), "+919876543210", "+918047491899"
+                self.config.http_url, str(uuid.uuid4()), "+15555551234", "+15555555678"
             )
-            answer = await answer_exotel(self._http, call)
+            answer = await carrier_answer(self._http, call)
             return answer.media_url, answer.wire, answer.custom_parameters
         twilio = self.config.protocol == "twilio"
         call_id = new_twilio_sid("CA") if twilio else f"load-{secrets.token_hex(8)}"

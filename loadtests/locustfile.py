@@ -4,7 +4,8 @@ User classes (pick some by name on the command line; all of them by default):
 
 - ``RingCentralCaller``: inbound webhook, then the RingCentral bridge protocol;
 - ``TwilioCaller``: TwiML webhook, then Twilio Media Streams;
-- ``ExotelCaller``: the Voicebot applet's URL, then Exotel's stream (16-bit PCM);
+- ``ExotelCaller``, ``TelnyxCaller``, ``PlivoCaller``, ``VonageCaller``: each carrier's
+  answer webhook, then its stream protocol (``locust_voice/carrier_callers.py``);
 - ``WebhookUser`` (one): RingCentral notifications and inbound answers at a steady rate;
 - ``OpsUser`` (one): health on both planes and ``/metrics``.
 
@@ -26,14 +27,23 @@ from typing import Any
 
 import locust.stats
 from locust import events
-from locust_voice.exotel_caller import ExotelCaller
+from locust_voice.carrier_callers import ExotelCaller, PlivoCaller, TelnyxCaller, VonageCaller
 from locust_voice.ops_user import OpsUser
 from locust_voice.options import add_options
 from locust_voice.ringcentral_caller import RingCentralCaller
 from locust_voice.twilio_caller import TwilioCaller
 from locust_voice.webhook_user import WebhookUser
 
-__all__ = ["ExotelCaller", "OpsUser", "RingCentralCaller", "TwilioCaller", "WebhookUser"]
+__all__ = [
+    "ExotelCaller",
+    "OpsUser",
+    "PlivoCaller",
+    "RingCentralCaller",
+    "TelnyxCaller",
+    "TwilioCaller",
+    "VonageCaller",
+    "WebhookUser",
+]
 
 
 def _three_significant_digits(response_time: float) -> int:

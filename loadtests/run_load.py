@@ -45,6 +45,9 @@ _CALLERS = {
     "ringcentral": ["RingCentralCaller"],
     "twilio": ["TwilioCaller"],
     "exotel": ["ExotelCaller"],
+    "telnyx": ["TelnyxCaller"],
+    "plivo": ["PlivoCaller"],
+    "vonage": ["VonageCaller"],
 }
 _CALLERS["both"] = _CALLERS["ringcentral"] + _CALLERS["twilio"]
 _STOP_TIMEOUT_S = 15  # a caller hangs up within a frame; the close handshake is quick

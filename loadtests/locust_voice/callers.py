@@ -92,21 +92,25 @@ class CallerUser(FastHttpUser):
         """
         raise NotImplementedError
 
-    def post_answer(self, path: str, parse: Callable[[Any], _T], **request: Any) -> _T:
-        """POST an answer webhook, reported as ``PATH (caller)``, and parse its answer.
+    def post_answer(
+        self, path: str, parse: Callable[[Any], _T], *, method: str = "POST", **request: Any
+    ) -> _T:
+        """Call an answer webhook, reported as ``PATH (caller)``, and parse its answer.
 
         Args:
             path: the webhook's path.
             parse: turns the 200 response into what the call needs; a `ValueError` names
                 what is wrong with it.
-            **request: the request's body and headers (``json=``, ``data=``, ``headers=``).
+            method: ``POST`` (most carriers) or ``GET`` (Exotel's applet URL, Vonage).
+            **request: the request's body, query and headers (``json=``, ``data=``,
+                ``params=``, ``headers=``).
 
         Raises:
             AnswerFailedError: not a 200, or ``parse`` refused the answer (the request is
                 reported failed with the same reason).
         """
-        with self.client.post(
-            path, name=f"{path} (caller)", catch_response=True, **request
+        with self.client.request(
+            method, path, name=f"{path} (caller)", catch_response=True, **request
         ) as response:
             try:
                 if response.status_code != 200:

@@ -42,7 +42,7 @@ __all__ = [
     "Protocol",
 ]
 
-Protocol = Literal["ringcentral", "twilio", "exotel"]
+Protocol = Literal["ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage"]
 
 TURN = ("turn", "end_of_speech_to_first_audio")
 BARGE_IN = ("barge_in", "speech_to_clear")
