@@ -1,6 +1,7 @@
 """Capacity: how many concurrent calls one server process holds before a service level breaks.
 
-For each media protocol (RingCentral bridge, Twilio Media Streams) a fresh `LocalStack`
+For each media protocol (RingCentral bridge, Twilio Media Streams, or a carrier: exotel,
+telnyx, plivo, vonage, answered through its own webhook) a fresh `LocalStack`
 (server, Deepgram and OpenAI simulators, each its own process; the Deepgram simulator in
 its scripted load mode) takes steps of concurrent calls (default 10, 20, 30, 40, 50, 60,
 80, 100, 120, 160, 200, 250, 300). Callers run in separate load-generator processes; each says
@@ -26,7 +27,9 @@ milliseconds per call-second (psutil on the server process only; simulators and 
 reported apart), and RSS and threads per call (least-squares slope over the steps).
 
 Run: ``python loadtests/bench_capacity.py`` (about 10 minutes for both protocols);
-``--steps 10,40 --hold-s 10`` for a quick look.
+``--steps 10,40 --hold-s 10`` for a quick look; ``--protocols twilio,exotel,telnyx,plivo,vonage``
+compares the carriers in one run (give ``--warmup-s 30``: the Deepgram simulator caches each
+reply per audio format, and a cold cache is the simulator's cost, not the server's).
 """
 
 from __future__ import annotations
