@@ -57,6 +57,11 @@ from realtime_voice.protocols.base import (
     StartEvent,
     StopEvent,
 )
+from realtime_voice.protocols.json_fields import (
+    check_stream_id,
+    decode_base64_payload,
+    section,
+)
 from realtime_voice.protocols.ringcentral_bridge import coerce_parameters, load_json_object
 
 __all__ = ["CHUNK_BYTES", "ExotelProtocol"]
@@ -112,16 +117,6 @@ def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ProtocolError(
             "bad_message", f"{where}.{key} must be a string, got {type(value).__name__}"
-        )
-    return value
-
-
-def _section(obj: Mapping[str, Any], key: str, event: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError(
-            "bad_message",
-            f"{event} message needs a {key!r} object, got {type(value).__name__}",
         )
     return value
 
@@ -224,7 +219,7 @@ class ExotelProtocol:
         # Ordered by frequency: media is ~10 messages a second, the rest are rare.
         if event == "media":
             self._check_stream(obj, event)
-            return self._parse_media(_section(obj, "media", event))
+            return self._parse_media(section(obj, "media", event))
         if event == "connected":
             self._parse_connected(obj)
             return [ConnectedEvent()]
@@ -232,7 +227,7 @@ class ExotelProtocol:
             return [self._parse_start(obj)]
         if event == "dtmf":
             self._check_stream(obj, event)
-            digit = _section(obj, "dtmf", event).get("digit")
+            digit = section(obj, "dtmf", event).get("digit")
             if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
                 raise ProtocolError(
                     "bad_message", f"dtmf.digit must be one of 0-9, *, #, A-D, got {digit!r}"
@@ -240,7 +235,7 @@ class ExotelProtocol:
             return [DtmfEvent(digit)]
         if event == "mark":
             self._check_stream(obj, event)
-            name = _section(obj, "mark", event).get("name")
+            name = section(obj, "mark", event).get("name")
             if not isinstance(name, str) or not name:
                 raise ProtocolError(
                     "bad_message", f"mark.name must be a non-empty string, got {name!r}"
@@ -259,14 +254,8 @@ class ExotelProtocol:
         raise ProtocolError("bad_message", f"unknown event {event!r} (expected {_EVENTS})")
 
     def _check_stream(self, obj: Mapping[str, Any], event: str) -> None:
-        if self.stream_sid is None:
-            raise ProtocolError("bad_message", f"{event!r} event received before start")
-        sid = obj.get("stream_sid", obj.get("streamSid"))
-        if sid is not None and sid != self.stream_sid:
-            raise ProtocolError(
-                "bad_message",
-                f"{event!r} event for stream_sid {sid!r}, not this stream's {self.stream_sid!r}",
-            )
+        given = obj.get("stream_sid", obj.get("streamSid"))
+        check_stream_id(self.stream_sid, given, "stream_sid", event)
 
     def _parse_connected(self, obj: Mapping[str, Any]) -> None:
         call_sid = _optional_str(obj, "call_sid", "connected")
@@ -277,19 +266,7 @@ class ExotelProtocol:
             self._connected_params = params
 
     def _parse_media(self, media: Mapping[str, Any]) -> list[MediaEvent]:
-        payload = media.get("payload")
-        if not isinstance(payload, str):
-            raise ProtocolError(
-                "bad_message",
-                f"media.payload must be a base64 string, got {type(payload).__name__}",
-            )
-        try:
-            audio = binascii.a2b_base64(payload, strict_mode=True)
-        except ValueError as exc:
-            # binascii.Error for bad base64, plain ValueError for non-ASCII text.
-            raise ProtocolError(
-                "bad_message", f"media.payload is not valid base64 ({exc})"
-            ) from None
+        audio = decode_base64_payload(media.get("payload"), "media.payload")
         return [AudioEvent(audio)] if audio else []
 
     def _parse_start(self, obj: Mapping[str, Any]) -> StartEvent:

@@ -66,6 +66,11 @@ from realtime_voice.protocols.base import (
     StartEvent,
     StopEvent,
 )
+from realtime_voice.protocols.json_fields import (
+    check_stream_id,
+    decode_base64_payload,
+    section,
+)
 from realtime_voice.protocols.ringcentral_bridge import (
     DTMF_DIGITS,
     coerce_parameters,
@@ -85,15 +90,6 @@ def _dumps(obj: object) -> str:
     # ensure_ascii stays on: a peer-supplied string with a lone surrogate (a checkpoint
     # name we echo, say) must still give valid UTF-8 on the wire.
     return json.dumps(obj, separators=(",", ":"))
-
-
-def _section(obj: Mapping[str, Any], key: str, event: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError(
-            "bad_message", f"{event} message needs a {key!r} object, got {type(value).__name__}"
-        )
-    return value
 
 
 def _nonempty_str(obj: Mapping[str, Any], key: str, where: str) -> str:
@@ -243,12 +239,12 @@ class PlivoProtocol:
         # Ordered by frequency: media is ~50 messages a second, the rest are rare.
         if event == "media":
             self._check_stream(obj, event)
-            return self._parse_media(_section(obj, "media", event))
+            return self._parse_media(section(obj, "media", event))
         if event == "start":
             return [self._parse_start(obj)]
         if event == "dtmf":
             self._check_stream(obj, event)
-            digit = _section(obj, "dtmf", event).get("digit")
+            digit = section(obj, "dtmf", event).get("digit")
             if not isinstance(digit, str) or digit not in DTMF_DIGITS:
                 raise ProtocolError(
                     "bad_message", f"dtmf.digit must be one of 0-9, *, #, A-D, got {digit!r}"
@@ -274,14 +270,7 @@ class PlivoProtocol:
         raise ProtocolError("bad_message", f"unknown event {event!r} (expected {_EVENTS})")
 
     def _check_stream(self, obj: Mapping[str, Any], event: str) -> None:
-        if self.stream_id is None:
-            raise ProtocolError("bad_message", f"{event!r} event received before start")
-        sid = obj.get("streamId")
-        if sid is not None and sid != self.stream_id:
-            raise ProtocolError(
-                "bad_message",
-                f"{event!r} event for streamId {sid!r}, but this stream is {self.stream_id!r}",
-            )
+        check_stream_id(self.stream_id, obj.get("streamId"), "streamId", event)
 
     def _parse_media(self, media: Mapping[str, Any]) -> list[MediaEvent]:
         track = media.get("track")
@@ -292,25 +281,13 @@ class PlivoProtocol:
             raise ProtocolError(
                 "bad_message", f"media.track must be 'inbound' or 'outbound', got {track!r}"
             )
-        payload = media.get("payload")
-        if not isinstance(payload, str):
-            raise ProtocolError(
-                "bad_message",
-                f"media.payload must be a base64 string, got {type(payload).__name__}",
-            )
-        try:
-            audio = binascii.a2b_base64(payload, strict_mode=True)
-        except ValueError as exc:
-            # binascii.Error for bad base64, plain ValueError for non-ASCII text.
-            raise ProtocolError(
-                "bad_message", f"media.payload is not valid base64 ({exc})"
-            ) from None
+        audio = decode_base64_payload(media.get("payload"), "media.payload")
         return [AudioEvent(audio)] if audio else []
 
     def _parse_start(self, obj: Mapping[str, Any]) -> StartEvent:
         if self.stream_id is not None:
             raise ProtocolError("bad_message", f"duplicate start for stream {self.stream_id!r}")
-        start = _section(obj, "start", "start")
+        start = section(obj, "start", "start")
         stream_id = _nonempty_str(start, "streamId", "start")
         call_uuid = _nonempty_str(start, "callId", "start")
         account_id = start.get("accountId")

@@ -73,6 +73,11 @@ from realtime_voice.protocols.base import (
     StartEvent,
     StopEvent,
 )
+from realtime_voice.protocols.json_fields import (
+    check_stream_id,
+    decode_base64_payload,
+    section,
+)
 from realtime_voice.protocols.ringcentral_bridge import (
     DTMF_DIGITS,
     coerce_parameters,
@@ -134,15 +139,6 @@ def _dumps(obj: object) -> str:
     # ensure_ascii stays on: a peer-supplied string with a lone surrogate (a mark name
     # we echo, say) must still give valid UTF-8 on the wire.
     return json.dumps(obj, separators=(",", ":"))
-
-
-def _section(obj: Mapping[str, Any], key: str, event: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError(
-            "bad_message", f"{event} message needs a {key!r} object, got {type(value).__name__}"
-        )
-    return value
 
 
 def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -327,7 +323,7 @@ class TelnyxProtocol:
         # Ordered by frequency: media is ~50 messages a second, the rest are rare.
         if event == "media":
             self._check_stream(obj, event)
-            return self._parse_media(_section(obj, "media", event))
+            return self._parse_media(section(obj, "media", event))
         if event == "connected":
             self.version = _optional_str(obj, "version", "connected")
             return [ConnectedEvent()]
@@ -335,7 +331,7 @@ class TelnyxProtocol:
             return [self._parse_start(obj)]
         if event == "dtmf":
             self._check_stream(obj, event)
-            digit = _section(obj, "dtmf", event).get("digit")
+            digit = section(obj, "dtmf", event).get("digit")
             if not isinstance(digit, str) or digit not in DTMF_DIGITS:
                 raise ProtocolError(
                     "bad_message", f"dtmf.digit must be one of 0-9, *, #, A-D, got {digit!r}"
@@ -343,7 +339,7 @@ class TelnyxProtocol:
             return [DtmfEvent(digit)]
         if event == "mark":
             self._check_stream(obj, event)
-            name = _section(obj, "mark", event).get("name")
+            name = section(obj, "mark", event).get("name")
             if not isinstance(name, str) or not name:
                 raise ProtocolError(
                     "bad_message", f"mark.name must be a non-empty string, got {name!r}"
@@ -362,14 +358,7 @@ class TelnyxProtocol:
         raise ProtocolError("bad_message", f"unknown event {event!r} (expected {_EVENTS})")
 
     def _check_stream(self, obj: Mapping[str, Any], event: str) -> None:
-        if self.stream_id is None:
-            raise ProtocolError("bad_message", f"{event!r} event received before start")
-        sid = obj.get("stream_id")
-        if sid is not None and sid != self.stream_id:
-            raise ProtocolError(
-                "bad_message",
-                f"{event!r} event for stream_id {sid!r}, not this stream's {self.stream_id!r}",
-            )
+        check_stream_id(self.stream_id, obj.get("stream_id"), "stream_id", event)
 
     def _parse_media(self, media: Mapping[str, Any]) -> list[MediaEvent]:
         track = media.get("track")
@@ -386,19 +375,7 @@ class TelnyxProtocol:
             raise ProtocolError(
                 "bad_message", f"media.chunk must be a decimal counter, got {raw_chunk!r}"
             )
-        payload = media.get("payload")
-        if not isinstance(payload, str):
-            raise ProtocolError(
-                "bad_message",
-                f"media.payload must be a base64 string, got {type(payload).__name__}",
-            )
-        try:
-            audio = binascii.a2b_base64(payload, strict_mode=True)
-        except ValueError as exc:
-            # binascii.Error for bad base64, plain ValueError for non-ASCII text.
-            raise ProtocolError(
-                "bad_message", f"media.payload is not valid base64 ({exc})"
-            ) from None
+        audio = decode_base64_payload(media.get("payload"), "media.payload")
         if self._l16:
             if len(audio) % 2:
                 raise ProtocolError(
@@ -411,7 +388,7 @@ class TelnyxProtocol:
         return [AudioEvent(p) for p in released if p]
 
     def _parse_error(self, obj: Mapping[str, Any]) -> None:
-        body = _section(obj, "error", "error")
+        body = section(obj, "error", "error")
         fields = []
         for key in ("code", "title", "detail"):
             value = body.get(key)
@@ -433,7 +410,7 @@ class TelnyxProtocol:
     def _parse_start(self, obj: Mapping[str, Any]) -> StartEvent:
         if self.stream_id is not None:
             raise ProtocolError("bad_message", f"duplicate start for stream {self.stream_id!r}")
-        start = _section(obj, "start", "start")
+        start = section(obj, "start", "start")
         sid = obj.get("stream_id", start.get("stream_id"))
         if not isinstance(sid, str) or not sid:
             raise ProtocolError("bad_message", f"start needs a non-empty stream_id, got {sid!r}")

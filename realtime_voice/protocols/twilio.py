@@ -35,6 +35,7 @@ from realtime_voice.protocols.base import (
     StartEvent,
     StopEvent,
 )
+from realtime_voice.protocols.json_fields import check_stream_id, decode_base64_payload
 from realtime_voice.protocols.ringcentral_bridge import (
     DTMF_DIGITS,
     coerce_parameters,
@@ -158,14 +159,7 @@ class TwilioMediaStreamsProtocol:
         )
 
     def _check_stream(self, obj: Mapping[str, Any], event: str) -> None:
-        if self.stream_sid is None:
-            raise ProtocolError("bad_message", f"{event!r} event received before start")
-        sid = obj.get("streamSid")
-        if sid is not None and sid != self.stream_sid:
-            raise ProtocolError(
-                "bad_message",
-                f"{event!r} event for streamSid {sid!r}, but this stream is {self.stream_sid!r}",
-            )
+        check_stream_id(self.stream_sid, obj.get("streamSid"), "streamSid", event)
 
     def _parse_media(self, media: Mapping[str, Any]) -> list[MediaEvent]:
         track = media.get("track")
@@ -176,19 +170,7 @@ class TwilioMediaStreamsProtocol:
             raise ProtocolError(
                 "bad_message", f"media.track must be 'inbound' or 'outbound', got {track!r}"
             )
-        payload = media.get("payload")
-        if not isinstance(payload, str):
-            raise ProtocolError(
-                "bad_message",
-                f"media.payload must be a base64 string, got {type(payload).__name__}",
-            )
-        try:
-            audio = binascii.a2b_base64(payload, strict_mode=True)
-        except ValueError as exc:
-            # binascii.Error for bad base64, plain ValueError for non-ASCII text.
-            raise ProtocolError(
-                "bad_message", f"media.payload is not valid base64 ({exc})"
-            ) from None
+        audio = decode_base64_payload(media.get("payload"), "media.payload")
         return [AudioEvent(audio)] if audio else []
 
     def _parse_start(self, obj: Mapping[str, Any]) -> StartEvent:

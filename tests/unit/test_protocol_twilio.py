@@ -197,14 +197,14 @@ BAD_AFTER_START = [
     ('{"event":"media","media":{"payload":"fn5+\\u00e9"}}', "not valid base64"),
     ('{"event":"media","media":{"payload":"fn5+\\ud800"}}', "not valid base64"),
     ('{"event":"media","media":{"track":"both","payload":"fn5+"}}', "media.track must be"),
-    ('{"event":"media","streamSid":"MZother","media":{"payload":"fn5+"}}', "this stream is"),
+    ('{"event":"media","streamSid":"MZother","media":{"payload":"fn5+"}}', "not this stream's"),
     ('{"event":"dtmf"}', "needs a 'dtmf' object"),
     ('{"event":"dtmf","dtmf":{"digit":"x"}}', "dtmf.digit must be one of"),
     ('{"event":"dtmf","dtmf":{"digit":1}}', "dtmf.digit must be one of"),
     ('{"event":"mark","mark":{}}', "mark.name must be a non-empty string"),
     ('{"event":"mark","mark":{"name":""}}', "mark.name must be a non-empty string"),
     ('{"event":"mark","mark":[]}', "needs a 'mark' object"),
-    ('{"event":"stop","streamSid":"MZother"}', "this stream is"),
+    ('{"event":"stop","streamSid":"MZother"}', "not this stream's"),
     (START, "duplicate start"),
 ]
 
