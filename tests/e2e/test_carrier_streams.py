@@ -156,7 +156,10 @@ async def test_a_transfer_goes_through_the_carriers_api(
     assert "manager" in words(record["turns"][1]["text"])
 
 
-@pytest.mark.parametrize("carrier", CARRIERS)
+# Hang-up takes the same path through the leg for every carrier (each REST client's own
+# hang-up is tested in tests/integration/test_<carrier>_control.py); Vonage is the one
+# whose call would not end with its stream, so it is the one proven end to end.
+@pytest.mark.parametrize("carrier", ["vonage"])
 async def test_goodbye_hangs_up_through_the_carriers_api(rig: Rig, carrier: str) -> None:
     report = await place(rig, carrier, [CallerLine("That's all, thank you, goodbye.")])
     assert report.close_code == 1000

@@ -235,7 +235,9 @@ def test_parse_raises_only_protocol_errors_in_any_order(
             assert codec.audio_format == format_before
 
 
-@settings(max_examples=1000 * EXAMPLES)
+# The any-order parse test above holds the 1,000 examples; near-valid starts are a
+# narrower space (300, as for Telnyx), and the suite's CI time is shared.
+@settings(max_examples=300 * EXAMPLES)
 @given(
     connected=st.none() | SECTIONS.map(lambda f: exotel_message("connected", f)),
     start=START_OBJECT,

@@ -193,7 +193,9 @@ def test_parse_raises_only_protocol_errors_in_any_order(
             assert isinstance(event, DtmfEvent | MarkEvent)
 
 
-@settings(max_examples=1000 * EXAMPLES)
+# The any-order parse test holds the 1,000 examples; near-valid openings are a narrower
+# space (300, as for Telnyx), and the suite's CI time is shared.
+@settings(max_examples=300 * EXAMPLES)
 @given(fields=CONNECTED_FIELDS, headers=HEADERS, rate=st.sampled_from([8000, 16000]))
 def test_near_valid_connected_is_a_start_or_a_protocol_error(
     fields: dict[str, Any], headers: dict[str, Any], rate: int
