@@ -20,6 +20,11 @@ from realtime_voice.config_carriers import (
     CarrierSettingsError,
     read_carrier_settings,
 )
+from realtime_voice.config_console import (
+    ConsoleSettings,
+    ConsoleSettingsError,
+    read_console_settings,
+)
 
 __all__ = ["Settings", "SettingsError", "load_dotenv", "load_settings"]
 
@@ -88,6 +93,8 @@ class Settings:
     twilio_auth_token: str | None = field(default=None, repr=False)
     carriers: CarrierSettings = field(default_factory=CarrierSettings)
     """Exotel, Telnyx, Plivo and Vonage credentials (`realtime_voice.config_carriers`)."""
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    """Data directory, operator token file, console sessions, recordings (`config_console`)."""
     public_http_url: str | None = None
     transfer_phone_number: str = "+15555550100"
     flows_dir: str | None = None
@@ -256,6 +263,10 @@ def load_settings(
         carriers = read_carrier_settings(r.opt)
     except CarrierSettingsError as exc:
         raise SettingsError(str(exc)) from None
+    try:
+        console = read_console_settings(r.opt)
+    except ConsoleSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     log_level = r.get(
         "VOICE_LOG_LEVEL",
         _choice(("debug", "info", "warning", "error")),
@@ -350,6 +361,7 @@ def load_settings(
         sip_rtp_ports=sip.sip_rtp_ports,
         twilio_auth_token=r.opt("TWILIO_AUTH_TOKEN"),
         carriers=carriers,
+        console=console,
         public_http_url=r.get(
             "VOICE_PUBLIC_HTTP_URL",
             _http_url,
