@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import LocalStack
 
+from realtime_voice.security.operator_token import read_token_file
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 
 # A caller who books, asks what the templates know, and asks what only the model knows.
@@ -66,8 +67,9 @@ async def place_call(http_url: str, minutes: float) -> str:
     return report.call_id
 
 
-def fetch_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as resp:
+def fetch_json(url: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
         doc: dict[str, Any] = json.load(resp)
     return doc
 
@@ -80,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="cost-of-call-"))
     with LocalStack(out, scripted_stt=False, llm_first_token_ms=300) as stack:
         call_id = asyncio.run(place_call(stack.http_url, args.minutes))
+        # The server runs in the stack's directory and generated its operator token there.
+        token = read_token_file(out / "var" / "api-token")
         record: dict[str, Any] = {}
         for _ in range(50):  # the recorder writes in batches off the hot path
-            record = fetch_json(f"{stack.http_url}/api/calls/{call_id}")
+            record = fetch_json(f"{stack.http_url}/api/calls/{call_id}", token)
             if record.get("cost_usd") is not None:
                 break
             asyncio.run(asyncio.sleep(0.2))

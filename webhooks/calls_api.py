@@ -1,4 +1,10 @@
-"""The operators' read API: ``GET /api/calls`` and ``GET /api/calls/{call_id}``.
+"""The operators' calls API: list, detail, recording and erasure of calls.
+
+- ``GET /api/calls``: the calls, newest first, filtered and paged;
+- ``GET /api/calls/{call_id}``: one call with its transcript, events and recording;
+- ``GET /api/calls/{call_id}/recording``: the call's stereo WAV (``audio/wav``, HTTP
+  range requests), a live call's too (what is written so far);
+- ``DELETE /api/calls/{call_id}``: erase the call: its record and its recording.
 
 ``GET /api/calls`` query parameters (all optional):
 
@@ -13,22 +19,25 @@
 
 Answers ``{"calls": [...], "next_cursor": "..." | null}``, newest first. A bad or unknown
 parameter is a 400 naming it; an unknown call id a 404; a database that cannot be reached
-a 503. With an API token configured, requests need ``Authorization: Bearer <token>``.
+a 503. Every route first asks the `Authorizer` (a write for ``DELETE``). Contract:
+docs/PROTOCOLS.md §9, docs/RECORDINGS.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.state import CallState
 from realtime_voice.storage.queries import (
     MAX_PAGE_SIZE,
@@ -39,9 +48,18 @@ from realtime_voice.storage.queries import (
     call_summary_json,
     decode_cursor,
 )
+from realtime_voice.storage.recording import Recordings
+from realtime_voice.storage.recording_wav import RecordingInfo
+from webhooks.authorize import Authorizer
 from webhooks.errors import json_error
 
-__all__ = ["BadParameterError", "CallsQuery", "add_calls_routes", "parse_calls_query"]
+__all__ = [
+    "BadParameterError",
+    "CallsQuery",
+    "PendingRecords",
+    "add_calls_routes",
+    "parse_calls_query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,22 @@ DEFAULT_PAGE_SIZE = 50
 _KNOWN = frozenset({"state", "outcome", "number", "since", "until", "limit", "cursor"})
 _STATES = frozenset(state.value for state in CallState)
 _SPACE_OFFSET = re.compile(r"\s(\d{2}(?::?\d{2})?)$")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_SETTLE_TIMEOUT_S = 10.0
+_RETRY_AFTER_S = "5"
+
+
+class PendingRecords(Protocol):
+    """The call records still on their way to the database (the `CallRecorder`)."""
+
+    async def flush(self) -> None:
+        """Wait until every record given so far is written, spooled or dropped."""
+        ...
+
+    @property
+    def spool_depth(self) -> int:
+        """Records waiting in the spool for the database."""
+        ...
 
 
 class BadParameterError(ValueError):
@@ -150,31 +184,59 @@ def _json(body: object) -> web.Response:
     return web.json_response(body, dumps=_dumps)
 
 
-def _error(status: int, code: str, message: str, parameter: str | None = None) -> web.Response:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    parameter: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     # This API's errors carry a code then a message, and are encoded like its answers.
-    return json_error(status, code, message=message, parameter=parameter, dumps=_dumps)
+    return json_error(
+        status, code, message=message, parameter=parameter, headers=headers, dumps=_dumps
+    )
+
+
+def _download_name(call_id: str) -> str:
+    # The id goes into a header: only a plain charset, and not too long.
+    return _UNSAFE_NAME.sub("_", call_id)[:100] or "call"
+
+
+def recording_json(call_id: str, info: RecordingInfo | None) -> dict[str, object] | None:
+    """The ``recording`` member of a call's detail: where to fetch it and how long it is."""
+    if info is None:
+        return None
+    return {
+        "url": f"/api/calls/{quote(call_id, safe='')}/recording",
+        "bytes": info.bytes,
+        "duration_s": round(info.duration_s, 3),
+    }
 
 
 def add_calls_routes(
-    app: web.Application, store: CallStore, *, api_token: str | None = None
+    app: web.Application,
+    store: CallStore,
+    *,
+    auth: Authorizer,
+    recordings: Recordings | None = None,
+    is_live: Callable[[str], bool] | None = None,
+    records: PendingRecords | None = None,
 ) -> None:
-    """Add ``GET /api/calls`` and ``GET /api/calls/{call_id}`` to ``app``.
+    """Add the calls API (list, detail, recording, erasure) to ``app``.
 
     Args:
         app: the HTTP control plane's application.
-        store: the read side of the call database.
-        api_token: when set, requests must carry ``Authorization: Bearer <api_token>``.
+        store: the call database.
+        auth: checks the operator's credentials first on every route (``write=True``
+            for ``DELETE``).
+        recordings: the recordings (served and erased); None: no call has one.
+        is_live: whether a call id is a call in progress (``DELETE`` refuses it).
+        records: the records on their way to the database; ``DELETE`` waits for them,
+            so that a late write cannot bring an erased call back.
     """
-    expected = f"Bearer {api_token}" if api_token else None
-
-    def authorised(request: web.Request) -> bool:
-        if expected is None:
-            return True
-        return secret_matches(request.headers.get("Authorization", ""), expected)
 
     async def list_calls(request: web.Request) -> web.StreamResponse:
-        if not authorised(request):
-            return _error(401, "unauthorized", "missing or wrong bearer token")
+        await auth(request)
         try:
             query = parse_calls_query(request.query)
         except BadParameterError as exc:
@@ -190,8 +252,7 @@ def add_calls_routes(
         })
 
     async def get_call(request: web.Request) -> web.StreamResponse:
-        if not authorised(request):
-            return _error(401, "unauthorized", "missing or wrong bearer token")
+        await auth(request)
         call_id = request.match_info["call_id"]
         try:
             call = await store.get_call(call_id)
@@ -200,7 +261,60 @@ def add_calls_routes(
             return _error(503, "database_unavailable", "the call database cannot be reached")
         if call is None:
             return _error(404, "not_found", f"no call with id {call_id!r}")
-        return _json(call_detail_json(call))
+        doc = call_detail_json(call)
+        info = await recordings.info(call_id) if recordings is not None else None
+        doc["recording"] = recording_json(call_id, info)
+        return _json(doc)
+
+    async def get_recording(request: web.Request) -> web.StreamResponse:
+        await auth(request)
+        call_id = request.match_info["call_id"]
+        # The id only ever becomes a hash of itself on disk (`RecordingFiles.file_name`).
+        info = await recordings.info(call_id) if recordings is not None else None
+        if info is None:
+            return _error(404, "not_found", f"no recording of call {call_id!r}")
+        # FileResponse answers Range, If-Range, 206 and 416 itself, from the file's
+        # length when the request arrives (a live call's grows behind it).
+        return web.FileResponse(
+            info.path,
+            headers={
+                "Content-Type": "audio/wav",
+                "Content-Disposition": f'inline; filename="{_download_name(call_id)}.wav"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def delete_call(request: web.Request) -> web.StreamResponse:
+        await auth(request, write=True)
+        call_id = request.match_info["call_id"]
+        if is_live is not None and is_live(call_id):
+            return _error(409, "call_live", "the call is in progress: end it first")
+        if records is not None:
+            try:
+                await asyncio.wait_for(records.flush(), _SETTLE_TIMEOUT_S)
+            except (TimeoutError, RuntimeError):
+                return _error(503, "database_unavailable",
+                              "the call records could not be written in time; retry later",
+                              headers={"Retry-After": _RETRY_AFTER_S})
+            if records.spool_depth:
+                # Records spooled in an outage may include this call's: replayed after the
+                # erasure, they would bring it back. Refuse until the spool is empty.
+                return _error(503, "records_pending",
+                              "call records are waiting for the database; retry later",
+                              headers={"Retry-After": _RETRY_AFTER_S})
+        try:
+            found = await store.delete_call(call_id)
+        except SQLAlchemyError as exc:
+            log.warning("call erasure failed: %s", type(exc).__name__)
+            return _error(503, "database_unavailable", "the call database cannot be reached")
+        erased = await recordings.erase(call_id) if recordings is not None else False
+        if not found and not erased:
+            return _error(404, "not_found", f"no call with id {call_id!r}")
+        log.info("call %s erased on request (record: %s, recording: %s)",
+                 call_id, "deleted" if found else "none", "deleted" if erased else "none")
+        return web.Response(status=204)
 
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_id}", get_call)
+    app.router.add_delete("/api/calls/{call_id}", delete_call)
+    app.router.add_get("/api/calls/{call_id}/recording", get_recording)

@@ -4,8 +4,10 @@ The body names the number and the conversation: ``{"to": "+15551230000", "flow":
 "real_estate", "parameters": {"customer_name": "Dana", ...}, "ring_timeout_s": 30}``.
 The answer comes once the dial is decided (answered, busy, no answer, failed): ``{"call_id",
 "outcome", "status", "detail"}``; an answered call then runs like any other and its record
-is at ``GET /api/calls/{call_id}``. It places real calls, so it always needs the API token:
-with no ``VOICE_API_TOKEN`` configured it refuses (403).
+is at ``GET /api/calls/{call_id}``. It places real calls, so it takes the operator's
+credentials (`webhooks.authorize.Authorizer`) as a write: the operator token as a bearer
+(``VOICE_API_TOKEN``, or the one generated at first start), or a console session that
+passes the cross-site request checks.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from realtime_voice.security.shared_secret import secret_matches
 from realtime_voice.session.manager import AdmissionError
 from realtime_voice.sip.transport import SipTransportError
+from webhooks.authorize import Authorizer
 from webhooks.body import read_body
 from webhooks.errors import json_error
 
@@ -71,21 +73,17 @@ def _bad(message: str, field: str) -> web.Response:
 
 
 def add_outbound_route(app: web.Application, dialer: Dialer | None, *,
-                       api_token: str | None) -> None:
+                       auth: Authorizer) -> None:
     """Add ``POST /api/calls/outbound``.
 
     Args:
         app: the HTTP control plane.
         dialer: the SIP phone, or None when no SIP device is configured (503).
-        api_token: the bearer token required; None refuses every request (403).
+        auth: the operator's credentials check; every request is a write (401 / 403).
     """
-    expected = f"Bearer {api_token}" if api_token else None
 
     async def outbound(request: web.Request) -> web.Response:
-        if expected is None:
-            return json_error(403, "outbound calls need VOICE_API_TOKEN to be set")
-        if not secret_matches(request.headers.get("Authorization", ""), expected):
-            return json_error(401, "missing or wrong bearer token")
+        await auth(request, write=True)
         raw = await read_body(request, _MAX_BODY)
         if raw is None:
             return json_error(413, f"request body over {_MAX_BODY} bytes")

@@ -1,9 +1,10 @@
 """``realtime-voice dial NUMBER``: place a call through the running server's SIP device.
 
-It asks the server (``POST /api/calls/outbound``, with ``VOICE_API_TOKEN``) to call the
-number with a flow and its context, and prints how the dial ended. Exit codes: 0
-answered, 1 busy / no answer / failed, 2 a usage or configuration error, 3 the server
-could not be reached or refused.
+It asks the server (``POST /api/calls/outbound``, with the operator token: ``--token``,
+else ``VOICE_API_TOKEN``, else the token file the server generated in the data directory,
+``<VOICE_DATA_DIR>/api-token``) to call the number with a flow and its context, and
+prints how the dial ended. Exit codes: 0 answered, 1 busy / no answer / failed, 2 a usage
+or configuration error, 3 the server could not be reached or refused.
 
 Example, the seeds' real-estate lead call::
 
@@ -39,14 +40,18 @@ def register(subparsers: Any) -> None:
                         help="seconds to ring before giving up (default 60)")
     parser.add_argument("--url", default="http://127.0.0.1:8000",
                         help="the server's HTTP base URL (default http://127.0.0.1:8000)")
-    parser.add_argument("--token", help="API token (default: VOICE_API_TOKEN)")
+    parser.add_argument("--token", help="operator token (default: VOICE_API_TOKEN, else "
+                        "<VOICE_DATA_DIR>/api-token)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("VOICE_API_TOKEN")
+    from realtime_voice.security.operator_token import find_operator_token
+
+    token = args.token or find_operator_token(os.environ)
     if not token:
-        print("realtime-voice dial: set VOICE_API_TOKEN or pass --token", file=sys.stderr)
+        print("realtime-voice dial: no operator token: pass --token, set VOICE_API_TOKEN, or "
+              "run where the server's data directory is (VOICE_DATA_DIR)", file=sys.stderr)
         return 2
     parameters: dict[str, str] = {}
     for item in args.param:
@@ -82,7 +87,10 @@ async def _post(base: str, token: str, body: dict[str, Any], ring_s: float) -> i
     except json.JSONDecodeError:
         answer = {"error": text[:200]}
     if status != 200:
-        print(f"realtime-voice dial: {status}: {answer.get('error', answer)}", file=sys.stderr)
+        # Refusals of the operator check carry a code and a message; the route's own errors
+        # a message only.
+        reason = answer.get("message") or answer.get("error", answer)
+        print(f"realtime-voice dial: {status}: {reason}", file=sys.stderr)
         return 3
     print(f"{answer['outcome']} ({answer['detail']}), call {answer['call_id']}")
     return 0 if answer["outcome"] == "answered" else 1

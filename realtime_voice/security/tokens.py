@@ -46,9 +46,13 @@ class StreamTokenIssuer:
         # nonce -> expiry; bounded because expired entries are pruned on every use.
         self._used: dict[str, float] = {}
 
-    def mint(self, call_id: str) -> str:
-        """A new token for ``call_id``, valid for the configured TTL."""
-        expiry = int(self._clock() + self._ttl)
+    def mint(self, call_id: str, *, ttl_s: float | None = None) -> str:
+        """A new token for ``call_id``, valid for ``ttl_s`` (default: the configured TTL).
+
+        The browser leg's tokens are shorter-lived than a carrier's: the page opens its
+        socket at once, a carrier may take a while to connect.
+        """
+        expiry = int(self._clock() + (self._ttl if ttl_s is None else ttl_s))
         nonce = secrets.token_urlsafe(9)
         return f"{expiry}.{nonce}.{self._sign(call_id, expiry, nonce)}"
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from realtime_voice.ringcentral.call_control import CallControlClient
 from realtime_voice.ringcentral.client import RingCentralClient
 from realtime_voice.ringcentral.devices import read_device_sip_info
 from realtime_voice.ringcentral.platform_control import RingCentralPlatformControl
+from realtime_voice.security.operator_token import load_or_create_operator_token
 from realtime_voice.security.rate_limit import AddressRateLimiter
 from realtime_voice.security.tokens import StreamTokenIssuer
 from realtime_voice.server.carriers import (
@@ -31,10 +33,17 @@ from realtime_voice.server.media import MediaServer
 from realtime_voice.server.sip_phone import SipPhone, sip_enabled
 from realtime_voice.server.wiring import build_engines, warm_up
 from realtime_voice.session.engines import SpeechEngines
+from realtime_voice.session.live_feed import LiveCallFeed
 from realtime_voice.session.manager import CallSessionManager
 from realtime_voice.storage import CallRecorder, CallStore, upgrade_database
+from realtime_voice.storage.recording import Recordings
 from webhooks.app import build_http_app
+from webhooks.browser_calls import add_browser_call_route
 from webhooks.calls_api import add_calls_routes
+from webhooks.console_auth import ConsoleAuth
+from webhooks.console_pages import PageGate, add_console_pages
+from webhooks.live_api import add_live_routes
+from webhooks.login_page import add_login_routes
 from webhooks.outbound_api import add_outbound_route
 from webhooks.ringcentral import RingCentralWebhook
 from webhooks.ringcentral_records import RecorderCallEventSink
@@ -69,6 +78,14 @@ class VoiceServer:
             spool_max_bytes=settings.spool_max_bytes,
         )
         self.call_store = CallStore(self.recorder.engine)
+        # Every call's records pass the live feed on their way to the recorder (the console).
+        self.live = LiveCallFeed(self.manager.sessions)
+        self.records = self.live.tap(self.recorder)
+        # The operators' token (VOICE_API_TOKEN, else generated once into the data
+        # directory) and the console's check of it on every operator route: the token as
+        # a bearer, or a login session with cross-site checks on writes.
+        self.operator_token = load_or_create_operator_token(settings.console, settings.api_token)
+        self.auth = ConsoleAuth.from_settings(settings, self.operator_token.token)
         self.metrics = VoiceMetrics(
             self.manager,
             spool_depth=lambda: self.recorder.spool_depth,
@@ -76,7 +93,7 @@ class VoiceServer:
             sip=(lambda: (self.sip.registered, self.sip.media_totals()))
             if sip_enabled(settings) else None,
         )
-        self.sip = SipPhone(settings, self.manager, self.engines, records=self.recorder,
+        self.sip = SipPhone(settings, self.manager, self.engines, records=self.records,
                             observer=self.metrics)
         self.health = HealthReporter(
             self.manager, self.engines, database=lambda: self.recorder.status,
@@ -102,13 +119,19 @@ class VoiceServer:
             self.engines,
             self.tokens,
             self.health,
-            self.recorder,
+            self.records,
             platform,
             public_media_url=lambda: self.public_media_url,
             observer=self.metrics,
             on_refused=self.metrics.media_refused,
             carrier_controls=self.carrier_controls,
         )
+        # Call recordings (VOICE_RECORDINGS): both front ends wrap their legs to tap the
+        # writer; the calls API serves and erases the files whether or not it is on.
+        console = settings.console
+        self.recordings = Recordings(console.recordings_path, enabled=console.recordings,
+                                     retention_days=console.recording_retention_days)
+        self.media.recordings = self.sip.recordings = self.recordings
         self.twilio = TwilioAnswerHandler(
             self.manager,
             self.tokens,
@@ -138,6 +161,7 @@ class VoiceServer:
             # (run `realtime-voice db upgrade` once it is reachable).
             log.error("database migration failed, recording to the spool: %s", exc)
         await self.recorder.start()
+        await self.recordings.start()
         await self._load_customers()
         formats = (AudioFormat(), SIP_AUDIO_FORMAT) if self.sip.enabled else (AudioFormat(),)
         await warm_up(self.engines, greeting_formats=formats)
@@ -156,12 +180,28 @@ class VoiceServer:
             limiter=AddressRateLimiter.from_settings(self.settings),
             trust_proxy_headers=self.settings.trust_proxy_headers,
         )
-        add_calls_routes(app, self.call_store, api_token=self.settings.api_token)
+        # Before the calls API: /api/calls/live must not be taken for a call id.
+        add_live_routes(
+            app, feed=self.live, manager=self.manager, auth=self.auth,
+            flows=lambda: getattr(self.engines.responder, "flows", {}),
+            registry=self.metrics.registry,
+            transfer_number=self.settings.transfer_phone_number,
+        )
+        add_login_routes(app, self.auth)
+        add_console_pages(app, self.auth if isinstance(self.auth, PageGate) else None)
+        add_calls_routes(app, self.call_store, auth=self.auth, recordings=self.recordings,
+                         is_live=lambda call_id: self.manager.get(call_id) is not None,
+                         records=self.recorder)
         add_carrier_routes(
             app, self.settings, self.manager, self.tokens, lambda: self.public_media_url
         )
+        add_browser_call_route(
+            app, self.manager, self.tokens, lambda: self.public_media_url, self.auth,
+            flows=getattr(self.engines.responder, "flows", None),
+            ttl_s=self.settings.console.browser_token_ttl_s,
+        )
         add_outbound_route(app, self.sip if self.sip.account is not None else None,
-                           api_token=self.settings.api_token)
+                           auth=self.auth)
         add_tts_preview_route(app, self.engines.make_tts)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -227,6 +267,7 @@ class VoiceServer:
         await self.manager.drain(timeout)
         await self.sip.close()
         await self.media.close()
+        await self.recordings.close()  # every call is over: finish the files
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -237,8 +278,13 @@ class VoiceServer:
         await self.recorder.close(timeout_s=10)
 
 
-async def run_server(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def run_server(
+    settings: Settings, *, on_ready: Callable[[VoiceServer], None] | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``on_ready`` is called once both planes listen (the CLI prints the console's URL).
+    """
     server = VoiceServer(settings)
     await server.start()
     stop = asyncio.Event()
@@ -251,6 +297,8 @@ async def run_server(settings: Settings) -> None:
         f"(webhooks), {server.public_media_url} (media). Ctrl-C to stop.",
         flush=True,
     )
+    if on_ready is not None:
+        on_ready(server)
     await stop.wait()
     log.info("shutdown requested: draining live calls")
     await server.stop()

@@ -26,16 +26,24 @@ from websockets.http11 import Request, Response
 from realtime_voice.audio.format import UnsupportedFormatError
 from realtime_voice.config import Settings
 from realtime_voice.health import HealthReporter
+from realtime_voice.legs.recording import TapSource, recorded
 from realtime_voice.legs.websocket import PlatformCallControl, WebSocketLeg
 from realtime_voice.log import call_id_var, mask_phone, session_id_var
 from realtime_voice.protocols.base import MediaEvent, MediaProtocol, ProtocolError, StartEvent
+from realtime_voice.protocols.browser import BrowserProtocol
 from realtime_voice.protocols.ringcentral_bridge import RingCentralBridgeProtocol
 from realtime_voice.providers.base import SttError
 from realtime_voice.security.basic_auth import BasicAuthResult, check_basic_auth
 from realtime_voice.security.rate_limit import AddressRateLimiter, client_address
 from realtime_voice.security.tokens import StreamTokenIssuer, TokenError
 from realtime_voice.security.twilio_signature import verify_twilio_signature
-from realtime_voice.server.stream_routes import TWILIO_PATH, StreamRoute, stream_routes
+from realtime_voice.server.stream_routes import (
+    TWILIO_PATH,
+    BrowserSocket,
+    StreamRoute,
+    console_origin_refusal,
+    stream_routes,
+)
 from realtime_voice.session.engines import SpeechEngines
 from realtime_voice.session.manager import AdmissionError, CallSessionManager
 from realtime_voice.session.observer import SessionObserver
@@ -59,7 +67,7 @@ CLOSE_INTERNAL = 1011
 _HANDSHAKE_MESSAGES = 5  # connected, start, and a little slack; then give up
 # Stream URL query keys the server itself reads; any others are the call's custom
 # parameters (Exotel appends an applet's up to three parameters to the URL).
-_STREAM_QUERY_KEYS = frozenset({"token", "sample-rate", "call_sid", "from", "to"})
+_STREAM_QUERY_KEYS = frozenset({"token", "sample-rate", "call_sid", "call_id", "from", "to"})
 _MAX_QUERY_PARAMETERS = 10
 
 
@@ -113,6 +121,8 @@ class MediaServer:
         self.routes: dict[str, StreamRoute] = stream_routes()
         """The carrier stream paths (`realtime_voice.server.stream_routes`)."""
         self.carrier_controls: dict[str, PlatformCallControl] = dict(carrier_controls or {})
+        self.recordings: TapSource | None = None
+        """Where calls are recorded (VOICE_RECORDINGS; set by the server), else None."""
         self._server: Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -164,6 +174,17 @@ class MediaServer:
         if path != BRIDGE_PATH and route is None:
             self._refused("not_found")
             return _json_response(404, {"error": f"no WebSocket endpoint at {path}"})
+        if route is not None and route.console_origin:
+            refusal = console_origin_refusal(
+                request.headers.get("Origin"),
+                request.headers.get("Host"),
+                self.settings.allowed_origins,
+                self.settings.public_http_url,
+            )
+            if refusal is not None:
+                log.warning("%s stream refused: %s", route.carrier, refusal)
+                self._refused("origin")
+                return _json_response(403, {"error": "origin_not_allowed", "message": refusal})
         if route is not None and route.basic_auth:
             credentials = self._basic_auth(request)
             if credentials == BasicAuthResult.INVALID:
@@ -351,6 +372,12 @@ class MediaServer:
             params = {**extra, **start.custom_parameters}
             start = dataclasses.replace(start, custom_parameters=params)
         answered = self.manager.ringing(call_id)
+        fixed = answered.answer.get("custom_parameters") if answered else None
+        if isinstance(fixed, dict) and fixed:
+            # What the answering side fixed (the browser mint's flow and params) wins
+            # over anything the stream itself says.
+            params = {**start.custom_parameters, **fixed}
+            start = dataclasses.replace(start, custom_parameters=params)
         await self._run_session(
             ws,
             protocol,
@@ -404,19 +431,20 @@ class MediaServer:
         call_id_var.set(call_id)
         session_id_var.set(session_id)
         leg = WebSocketLeg(
-            ws,
+            BrowserSocket(ws, protocol) if isinstance(protocol, BrowserProtocol) else ws,
             protocol,
             call_id=call_id,
             inactivity_timeout_s=self.settings.websocket_timeout_s,
             platform=platform if platform is not None else self.platform,
             first_events=first_events,
         )
+        call_leg = recorded(leg, self.recordings, call_id)
         session = CallSession(
             call_id=call_id,
             session_id=session_id,
             from_number=from_number,
             to_number=to_number,
-            leg=leg,
+            leg=call_leg,
             settings=self.settings,
             engines=self.engines,
             records=self.records,
@@ -438,12 +466,14 @@ class MediaServer:
         )
         try:
             try:
+                if isinstance(protocol, BrowserProtocol):
+                    await ws.send(protocol.format_started())
                 await session.start()
             except SttError as exc:
                 log.error("speech recognition unavailable: %s", exc)
                 await session.end("stt_unavailable", code=CLOSE_INTERNAL, failed=True)
                 return
-            await leg.run(session)
+            await call_leg.run(session)
         finally:
             try:
                 if not session.is_ended:

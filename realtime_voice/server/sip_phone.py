@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from realtime_voice.config import Settings
 from realtime_voice.legs.base import PlatformCallControl
 from realtime_voice.legs.media_clock import MediaClock
+from realtime_voice.legs.recording import TapSource, recorded
 from realtime_voice.legs.sip import SipLeg
 from realtime_voice.legs.sip_media import RtpStream
 from realtime_voice.log import call_id_var, mask_phone, session_id_var
@@ -124,6 +125,8 @@ class SipPhone:
         self.listen_address: tuple[str, int] | None = None
         self.platform: PlatformCallControl | None = None
         """RingCentral Call Control (transfers of calls whose telephony session is known)."""
+        self.recordings: TapSource | None = None
+        """Where calls are recorded (VOICE_RECORDINGS; set by the server), else None."""
         self.startup_error: str | None = None
         """Why the device could not even be set up (its SIP info unreadable), if so."""
         self.sessions: dict[str, CallSession] = {}
@@ -315,9 +318,10 @@ class SipPhone:
                            to_number: str, direction: str = "inbound") -> None:
         session_id = str(uuid.uuid4())
         session_id_var.set(session_id)
+        call_leg = recorded(leg, self.recordings, call_id)
         session = CallSession(
             call_id=call_id, session_id=session_id,
-            from_number=from_number, to_number=to_number, leg=leg,
+            from_number=from_number, to_number=to_number, leg=call_leg,
             settings=self.settings, engines=self.engines, records=self.records,
             observer=self.observer, direction=direction)
         try:
@@ -336,7 +340,7 @@ class SipPhone:
                 log.error("speech recognition unavailable: %s", exc)
                 await session.end("stt_unavailable", failed=True)
                 return
-            await leg.run(session)
+            await call_leg.run(session)
         finally:
             try:
                 if not session.is_ended:

@@ -138,6 +138,7 @@ class CallSession:
         )
         self._stt_task: asyncio.Task[None] | None = None
         self._end_task: asyncio.Task[None] | None = None
+        self._action_task: asyncio.Task[None] | None = None
         self._ending = False
         self._ended = asyncio.Event()
         self.media = MediaStream(leg, call, self.input, self.speaker, self.end)
@@ -309,6 +310,33 @@ class CallSession:
             await self._apologise_and_end("stt_failed")
 
     # ------------------------------------------------------------------ endings
+
+    def request_action(self, action: Action) -> bool:
+        """Transfer or hang up now, asked from outside the call (an operator's console).
+
+        The bot is not waited for: the action goes to the leg at once and the call ends.
+        Returns False (nothing done) when the call is already ending.
+        """
+        if self._ending or self.state in (CallState.ENDING, *TERMINAL_STATES):
+            return False
+        self.state = CallState.ENDING
+        if self._action_task is None:
+            # Keep a reference: the loop holds tasks only weakly.
+            self._action_task = asyncio.get_running_loop().create_task(
+                self._operator_action(action), name="operator-action"
+            )
+        return True
+
+    async def _operator_action(self, action: Action) -> None:
+        # Runs in the HTTP request's task context: give its log lines the call's ids.
+        call_id_var.set(self.call_id)
+        session_id_var.set(self.session_id)
+        log.info("operator action: %s", end_reason_of(action))
+        try:
+            await self._finish_with(action)
+        except Exception:
+            # The leg's transport failed: the far end is gone; the call ends all the same.
+            log.exception("operator action %s failed on the leg", end_reason_of(action))
 
     async def _finish_with(self, action: Action) -> None:
         """Carry out a transfer or hang-up (its last words were heard), then end."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, delete, or_, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from realtime_voice.storage.database import make_engine
-from realtime_voice.storage.models import Call, Customer, utc_now
+from realtime_voice.storage.models import Call, CallEvent, Customer, Turn, utc_now
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -194,6 +194,14 @@ class CallStore:
         """The call with this gateway call id, with turns and events loaded."""
         return await asyncio.to_thread(self.get_call_sync, call_id)
 
+    async def delete_call(self, call_id: str) -> bool:
+        """Erase the call with this gateway call id: its row, turns and events.
+
+        Returns:
+            Whether there was such a call.
+        """
+        return await asyncio.to_thread(self.delete_call_sync, call_id)
+
     async def find_customer(self, phone: str) -> Customer | None:
         """The customer with this phone number."""
         return await asyncio.to_thread(self.find_customer_sync, phone)
@@ -244,6 +252,20 @@ class CallStore:
         )
         with self._sessions() as session:
             return session.scalars(stmt).one_or_none()
+
+    def delete_call_sync(self, call_id: str) -> bool:
+        """`delete_call`, blocking."""
+        with self._sessions() as session, session.begin():
+            row_id = session.scalars(
+                select(Call.id).where(Call.call_id == call_id)
+            ).one_or_none()
+            if row_id is None:
+                return False
+            # Children first, explicitly: the same on every database, cascade or not.
+            session.execute(delete(Turn).where(Turn.call_id == row_id))
+            session.execute(delete(CallEvent).where(CallEvent.call_id == row_id))
+            session.execute(delete(Call).where(Call.id == row_id))
+        return True
 
     def find_customer_sync(self, phone: str) -> Customer | None:
         """`find_customer`, blocking."""

@@ -20,8 +20,10 @@ Tests, the locust scenarios and ``realtime-voice call`` all use it::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
@@ -31,8 +33,9 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from realtime_voice.security.operator_token import find_operator_token
 from realtime_voice.testing.call_report import (
     BotUtterance,
     CallerLineReport,
@@ -56,6 +59,13 @@ from realtime_voice.testing.gateway_wire import (
     TwilioGatewayWire,
     new_twilio_sid,
 )
+from realtime_voice.testing.gateway_wire_browser import (
+    BrowserGatewayWire,
+    BrowserLegError,
+    mint_browser_call,
+    open_browser_leg,
+    origin_of,
+)
 from realtime_voice.testing.speech import caller_audio, load_recogniser
 
 __all__ = [
@@ -72,8 +82,10 @@ __all__ = [
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _TWILIO_WS_PATH = "/api/voice/twilio/ws"
-Protocol = Literal["ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage"]
-PROTOCOLS: tuple[Protocol, ...] = ("ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage")
+Protocol = Literal["ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage", "browser"]
+PROTOCOLS: tuple[Protocol, ...] = (
+    "ringcentral", "twilio", "exotel", "telnyx", "plivo", "vonage", "browser"
+)
 """The media protocols the simulated caller speaks."""
 # Carriers answered through their own webhook (`carrier_answers`), not /api/voice/inbound.
 _AnswerFn = Callable[[aiohttp.ClientSession, CarrierCall], Awaitable[StreamAnswer]]
@@ -186,6 +198,9 @@ class CallOptions:
             as JSON in ``customField`` on ``connected``).
         signing_key: sign the carrier's answer request with this secret where the server
             checks it (Plivo: ``PLIVO_AUTH_TOKEN``).
+        api_token: the operator's bearer token, for ``browser`` (the console's softphone:
+            ``POST /api/browser/calls`` mints the call; its id replaces ``call_id``);
+            ``None``: ``VOICE_API_TOKEN``, else ``<VOICE_DATA_DIR>/api-token``.
     """
 
     http_url: str = "http://127.0.0.1:8000"
@@ -209,6 +224,7 @@ class CallOptions:
     basic_auth: tuple[str, str] | None = None
     exotel_seed_000: bool = False
     signing_key: str | None = None
+    api_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -266,8 +282,8 @@ class SimulatedCaller:
             ]
         else:
             script = _synthesize_stream(lines)
-        options = self.options
         answer = await self._answer()
+        options = self.options  # after the answer: a browser mint names the call
         notes: list[str] = []
         if options.transcribe_bot and options.transcribe_during_call:
             # Loading the model mid-call would steal CPU from the call being measured
@@ -281,6 +297,8 @@ class SimulatedCaller:
         report.notes.extend(notes)
         report.media_url = answer.media_url
         ws = await self._connect(answer.media_url, answer.headers)
+        if isinstance(answer.wire, BrowserGatewayWire):
+            await self._open_browser_leg(ws, answer.wire)
         session = CallSession(options, ws, answer.wire, report)
         try:
             async with ws:
@@ -293,6 +311,8 @@ class SimulatedCaller:
     async def _answer(self) -> StreamAnswer:
         options = self.options
         base = options.http_url.rstrip("/")
+        if options.protocol == "browser":
+            return await self._answer_browser()
         carrier_answer = _CARRIER_ANSWERS.get(options.protocol)
         if carrier_answer is not None:
             return await self._answer_by_carrier(carrier_answer)
@@ -363,6 +383,45 @@ class SimulatedCaller:
         return dataclasses.replace(
             answer, media_url=override_media_url(answer.media_url, options.media_url)
         )
+
+    async def _answer_browser(self) -> StreamAnswer:
+        """Mint the call as the console page does; the socket then presents its Origin."""
+        options = self.options
+        # As `realtime-voice dial` does: the variable, else the server's token file.
+        token = options.api_token or find_operator_token(os.environ)
+        timeout = aiohttp.ClientTimeout(total=options.connect_timeout_s)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                call = await mint_browser_call(
+                    http, options.http_url, token, options.custom_parameters
+                )
+        except aiohttp.ClientConnectorError as exc:
+            raise CallSetupError(
+                f"cannot reach {options.http_url}: {_describe_os_error(exc.os_error)}"
+                " — is `realtime-voice serve` running?"
+            ) from exc
+        except TimeoutError as exc:
+            raise CallSetupError(
+                f"the browser call was not minted within {options.connect_timeout_s:g} s"
+            ) from exc
+        except (BrowserLegError, aiohttp.ClientError) as exc:
+            hint = "" if token else (
+                " (no operator token: set VOICE_API_TOKEN, or run where the server's "
+                "data directory is, VOICE_DATA_DIR)")
+            raise CallSetupError(f"the browser call failed: {exc}{hint}") from exc
+        self.options = dataclasses.replace(options, call_id=call.call_id)
+        return StreamAnswer(
+            override_media_url(call.url, options.media_url), {},
+            BrowserGatewayWire(call.call_id), {"Origin": origin_of(options.http_url)},
+        )
+
+    async def _open_browser_leg(self, ws: ClientConnection, wire: BrowserGatewayWire) -> None:
+        try:
+            async with asyncio.timeout(self.options.connect_timeout_s):
+                await open_browser_leg(ws, wire)
+        except (BrowserLegError, ConnectionClosed, TimeoutError) as exc:
+            await ws.close()
+            raise CallSetupError(f"the browser leg did not start: {exc}") from exc
 
     def _read_answer(self, url: str, text: str) -> StreamAnswer:
         options = self.options

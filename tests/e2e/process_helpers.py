@@ -161,6 +161,23 @@ class ServeProcess:
                 f"no log line matched within {deadline_s} s:\n{self.stderr}"
             ) from None
 
+    async def wait_stdout(self, want: Callable[[str], bool], *, deadline_s: float) -> str:
+        """Poll what the child printed until ``want`` holds for it; returns it all.
+
+        Raises:
+            AssertionError: the child exited, or ``deadline_s`` passed first.
+        """
+        try:
+            async with asyncio.timeout(deadline_s):
+                while not want(printed := self.stdout):
+                    self._check_running()
+                    await asyncio.sleep(0.05)
+                return printed
+        except TimeoutError:
+            raise AssertionError(
+                f"stdout never matched within {deadline_s} s:\n{self.stdout}\n{self.stderr}"
+            ) from None
+
     def _check_running(self) -> None:
         code = self.proc.poll()
         if code is not None:

@@ -19,6 +19,8 @@ from realtime_voice.server.app import VoiceServer
 from realtime_voice.testing.call_report import CallReport
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 
+from .conftest import operator_headers
+
 pytestmark = pytest.mark.e2e
 
 KEY, TOKEN = "exo-key-1234", "exo-token-5678"
@@ -62,7 +64,7 @@ async def place(server: VoiceServer, lines: list[CallerLine], **options: Any) ->
 
 async def stored_call(server: VoiceServer, call_id: str) -> dict[str, Any]:
     await server.recorder.flush()
-    async with aiohttp.ClientSession() as http, http.get(
+    async with aiohttp.ClientSession(headers=operator_headers()) as http, http.get(
         f"http://127.0.0.1:{server.http_port}/api/calls/{call_id}"
     ) as resp:
         assert resp.status == 200

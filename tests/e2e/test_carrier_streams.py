@@ -26,6 +26,8 @@ from realtime_voice.testing.plivo_sim import PlivoApiSimulator
 from realtime_voice.testing.telnyx_sim import TelnyxApiSimulator
 from realtime_voice.testing.vonage_sim import VonageApiSimulator
 
+from .conftest import operator_headers
+
 pytestmark = pytest.mark.e2e
 
 CARRIERS = ("telnyx", "plivo", "vonage")
@@ -103,7 +105,7 @@ async def place(rig: Rig, carrier: str, lines: list[CallerLine]) -> CallReport:
 
 async def stored_call(rig: Rig, call_id: str) -> dict[str, Any]:
     await rig.server.recorder.flush()
-    async with aiohttp.ClientSession() as http, http.get(
+    async with aiohttp.ClientSession(headers=operator_headers()) as http, http.get(
         f"http://127.0.0.1:{rig.server.http_port}/api/calls/{call_id}"
     ) as resp:
         assert resp.status == 200

@@ -13,7 +13,7 @@ from realtime_voice.server.wiring import build_engines
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.deepgram_sim import DeepgramSimulator
 
-from .conftest import e2e_settings
+from .conftest import e2e_settings, operator_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ async def call_with_key(key: str, urls: tuple[str, str]) -> tuple[VoiceServer, s
         ).run([CallerLine("What time do you open?")])
         await server.manager.wait_idle()
         await server.recorder.flush()
-        async with aiohttp.ClientSession() as http, http.get(
+        async with aiohttp.ClientSession(headers=operator_headers()) as http, http.get(
             f"{base}/api/calls/{report.call_id}"
         ) as resp:
             record = await resp.json()

@@ -20,7 +20,7 @@ from realtime_voice.testing.call_report import CallReport
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
 from realtime_voice.testing.openai_sim import ALWAYS, Faults, OpenAISimulator
 
-from .conftest import e2e_settings
+from .conftest import e2e_settings, operator_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ async def place(
     await server.manager.wait_idle()
     await server.recorder.flush()
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(headers=operator_headers()) as http,
         http.get(f"{base}/api/calls/{report.call_id}") as resp,
     ):
         assert resp.status == 200

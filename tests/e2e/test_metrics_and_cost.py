@@ -20,7 +20,7 @@ from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCall
 from realtime_voice.testing.deepgram_sim import DeepgramSimulator
 from realtime_voice.testing.openai_sim import OpenAISimulator
 
-from .conftest import e2e_settings
+from .conftest import e2e_settings, operator_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ async def test_a_paid_call_is_measured_and_costed(paid_server: VoiceServer) -> N
     assert any("parking" in (u.text or "").lower() for u in report.bot_utterances[1:])
     await paid_server.manager.wait_idle()
     await paid_server.recorder.flush()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=operator_headers()) as http:
         async with http.get(f"{base}/api/calls/{report.call_id}") as resp:
             record: dict[str, Any] = await resp.json()
         async with http.get(f"{base}/metrics") as resp:

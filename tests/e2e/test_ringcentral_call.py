@@ -12,6 +12,8 @@ from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCall
 from realtime_voice.testing.ringcentral_notify import WebhookNotifier
 from realtime_voice.testing.ringcentral_sim import RingCentralSimulator
 
+from .conftest import operator_headers
+
 pytestmark = pytest.mark.e2e
 
 VERIFY = "rc-verification-token-123"
@@ -61,7 +63,9 @@ async def test_manager_request_transfers_through_call_control(
         assert transfers[0].bearer
 
         await server.recorder.flush()
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/api/calls/{tsid}") as resp:
+        async with aiohttp.ClientSession(headers=operator_headers()) as http, http.get(
+            f"{base}/api/calls/{tsid}"
+        ) as resp:
             assert resp.status == 200
             record = await resp.json()
         assert record["ringcentral"] == {"telephony_session_id": tsid, "party_id": party}

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import stat
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
@@ -136,6 +138,22 @@ async def test_serves_both_planes_and_stops_on_a_signal(
         assert health["status"] == "healthy"
         assert health["deepgram"] == "offline"
         assert health["active_calls"] == 0
+
+    # Safe by default: with no VOICE_API_TOKEN the first start generated one, keeps it in
+    # a private file of the data directory, and printed the one-click login link once.
+    printed = await server.wait_stdout(lambda out: "/login?token=" in out, deadline_s=10)
+    token_file = server.workdir / "var" / "api-token"
+    token = token_file.read_text().strip()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert f"http://127.0.0.1:{server.http_port}/login?token={token}" in printed
+    assert printed.count(token) == 1 and str(token_file) in printed
+    assert token not in server.stderr
+    calls = f"http://127.0.0.1:{server.http_port}/api/calls"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(calls) as resp:
+            assert resp.status == 401
+        async with http.get(calls, headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 200
 
     status, answer = await post_inbound(server.http_port, "call-serve-1")
     assert status == 200, answer

@@ -41,6 +41,8 @@ from realtime_voice.testing.sip_edge import EdgeCall, FakeRingCentralEdge
 from realtime_voice.testing.speech import caller_audio_pcm16, transcribe_pcm16
 from realtime_voice.testing.tls_certs import LoopbackCertificates
 
+from .conftest import operator_headers
+
 pytestmark = pytest.mark.e2e
 
 USER = "16505550100"
@@ -167,7 +169,7 @@ async def test_a_sip_call_holds_a_conversation_and_is_recorded(
         assert stats.srtp_auth_failures == 0 and stats.srtp_replays == 0
         await server.manager.wait_idle()
         await server.recorder.flush()
-        async with aiohttp.ClientSession() as http, http.get(
+        async with aiohttp.ClientSession(headers=operator_headers()) as http, http.get(
             f"http://127.0.0.1:{server.http_port}/api/calls/{edge_call.call_id}"
         ) as resp:
             assert resp.status == 200, "the call record is keyed by the SIP Call-ID"

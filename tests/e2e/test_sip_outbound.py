@@ -91,19 +91,27 @@ async def test_outbound_calls_say_how_they_ended(
             assert unanswered["direction"] == "outbound"
 
 
-async def test_outbound_needs_a_configured_token(
+async def test_outbound_without_a_configured_token_takes_the_generated_one(
     make_server: Callable[..., object], tmp_path: Path,
 ) -> None:
     certs = LoopbackCertificates()
     async with FakeRingCentralEdge(credentials={AUTH_ID: PASSWORD},
                                    ssl_context=certs.server_context()) as edge:
-        server = await _server(make_server, edge, certs.write_ca(tmp_path / "ca.pem"))
-        async with aiohttp.ClientSession() as http, http.post(
-            f"http://127.0.0.1:{server.http_port}/api/calls/outbound",
-            json={"to": "+15551230000"},
-        ) as resp:
-            assert resp.status == 403
-            assert "VOICE_API_TOKEN" in (await resp.json())["error"]
+        server = await _server(make_server, edge, certs.write_ca(tmp_path / "ca.pem"),
+                               api_token=None)
+        assert server.operator_token.source == "generated"
+        assert server.operator_token.path is not None
+        generated = server.operator_token.path.read_text().strip()
+        url = f"http://127.0.0.1:{server.http_port}/api/calls/outbound"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json={"to": "+15551230000"}) as resp:
+                assert resp.status == 401
+                assert (await resp.json())["error"] == "unauthorized"
+            # The generated token is let through (the bad body shows it got past the check).
+            async with http.post(url, json={"to": ""},
+                                 headers={"Authorization": f"Bearer {generated}"}) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["field"] == "to"
 
 
 async def test_the_device_credentials_can_come_from_ringcentral(

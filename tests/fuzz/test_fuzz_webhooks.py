@@ -39,6 +39,7 @@ from realtime_voice.testing.ringcentral_notify import telephony_notification
 from tests.fuzz import EXAMPLES
 from tests.fuzz.test_fuzz_protocols import JSON_VALUE, NASTY_TEXT_FRAMES, ODD_TEXT
 from webhooks.app import build_http_app
+from webhooks.authorize import bearer_authorizer
 from webhooks.calls_api import add_calls_routes
 from webhooks.ringcentral import WEBHOOK_PATH, MemoryCallEventSink, RingCentralWebhook
 from webhooks.twilio_answer import TWILIO_INCOMING_PATH, TwilioAnswerHandler
@@ -46,6 +47,8 @@ from webhooks.twilio_answer import TWILIO_INCOMING_PATH, TwilioAnswerHandler
 RC_TOKEN = "3b1f0c9e8d6a4f21a7c55e0d2b9c4e11"
 INBOUND_TOKEN = "inbound-verification-token-0123456789"
 MEDIA_URL = "ws://127.0.0.1:8001"
+API_TOKEN = "operator-token-for-the-fuzz-tests-0001"
+OPERATOR = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 class _Engines:
@@ -94,7 +97,7 @@ async def plane_factory(tmp_path: Path) -> AsyncIterator[StartPlane]:
         )
         engine = make_engine(url)
         engines.append(engine)
-        add_calls_routes(app, CallStore(engine))
+        add_calls_routes(app, CallStore(engine), auth=bearer_authorizer(API_TOKEN))
         server = TestServer(app)
         await server.start_server()
         servers.append(server)
@@ -424,7 +427,7 @@ def raw_query(pairs: list[tuple[str, str]], garbage: bytes) -> str:
 async def test_calls_api_explains_every_rejection(
     plane: Plane, pairs: list[tuple[str, str]], garbage: bytes
 ) -> None:
-    reply = await send(plane, "GET", "/api/calls?" + raw_query(pairs, garbage))
+    reply = await send(plane, "GET", "/api/calls?" + raw_query(pairs, garbage), headers=OPERATOR)
     assert_explained(reply)
     if reply.status == 200:
         doc = reply.json()
@@ -441,7 +444,7 @@ async def test_calls_api_explains_every_rejection(
                        min_size=1, max_size=300))
 async def test_call_detail_explains_every_rejection(plane: Plane, call_id: str) -> None:
     path = "/api/calls/" + quote(call_id, safe="", errors="surrogatepass")
-    reply = await send(plane, "GET", path)
+    reply = await send(plane, "GET", path, headers=OPERATOR)
     assert_explained(reply)
     # The database is empty: any id, however odd, is simply not found.
     assert reply.status == 404, reply

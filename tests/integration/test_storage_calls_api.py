@@ -1,18 +1,27 @@
-"""GET /api/calls and GET /api/calls/{id} over real HTTP on the real database."""
+"""The calls API over real HTTP on the real database: list, detail, recording, erasure."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
 
 from realtime_voice.storage.database import make_engine
+from realtime_voice.storage.models import CallEvent, Turn
 from realtime_voice.storage.queries import CallStore
+from realtime_voice.storage.recorder import CallRecorder
+from realtime_voice.storage.recording import Recordings
+from realtime_voice.storage.recording_wav import HEADER_BYTES, wav_header
 from realtime_voice.storage.records import (
     CallEnd,
     CallStart,
@@ -23,6 +32,7 @@ from realtime_voice.storage.records import (
 )
 from realtime_voice.storage.writer import RecordWriter
 from tests.integration import db_fixtures
+from webhooks.authorize import bearer_authorizer
 from webhooks.calls_api import add_calls_routes
 
 database_url = db_fixtures.database_url
@@ -32,6 +42,8 @@ T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 ALICE = "+15555550101"
 BOB = "+15555550102"
 SHOP = "+15555559999"
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def a_call(n: int, *, caller: str, state: str, outcome: str | None) -> list[Record]:
@@ -70,26 +82,38 @@ CALLS = [
 ]
 
 
+@dataclass
+class Api:
+    base: str
+    store: CallStore
+    writer: RecordWriter
+    recordings: Recordings
+    live: set[str]
+
+
 @pytest.fixture
-async def api(migrated_url: str) -> AsyncIterator[tuple[str, CallStore, RecordWriter]]:
+async def api(migrated_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     engine = make_engine(migrated_url)
     writer = RecordWriter(engine)
     for n, caller, state, outcome in CALLS:
         writer.write(a_call(n, caller=caller, state=state, outcome=outcome))
     store = CallStore(engine)
+    recordings = Recordings(tmp_path / "recordings", enabled=False)
+    live: set[str] = set()
     app = web.Application()
-    add_calls_routes(app, store)
+    add_calls_routes(app, store, auth=bearer_authorizer(TOKEN), recordings=recordings,
+                     is_live=live.__contains__)
     server = TestServer(app)
     await server.start_server()
     try:
-        yield str(server.make_url("")), store, writer
+        yield Api(str(server.make_url("")), store, writer, recordings, live)
     finally:
         await server.close()
         engine.dispose()
 
 
 async def get(url: str, **headers: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=AUTH | headers) as resp:
         return resp.status, await resp.json()
 
 
@@ -97,8 +121,8 @@ def ids(body: dict[str, Any]) -> list[str]:
     return [call["call_id"] for call in body["calls"]]
 
 
-async def test_lists_newest_first(api: tuple[str, CallStore, RecordWriter]) -> None:
-    base, _, _ = api
+async def test_lists_newest_first(api: Api) -> None:
+    base = api.base
     status, body = await get(f"{base}/api/calls")
     assert status == 200
     assert ids(body) == [f"call-{n:02d}" for n in range(6, -1, -1)]
@@ -127,8 +151,8 @@ FILTERS = [
 ]
 
 
-async def test_filters(api: tuple[str, CallStore, RecordWriter]) -> None:
-    base, _, _ = api
+async def test_filters(api: Api) -> None:
+    base = api.base
     for query, expected in FILTERS:
         status, body = await get(f"{base}/api/calls?{query}")
         assert status == 200, (query, body)
@@ -136,9 +160,9 @@ async def test_filters(api: tuple[str, CallStore, RecordWriter]) -> None:
 
 
 async def test_pages_follow_the_cursor_without_gaps_or_repeats(
-    api: tuple[str, CallStore, RecordWriter],
+    api: Api,
 ) -> None:
-    base, _, writer = api
+    base, writer = api.base, api.writer
     status, body = await get(f"{base}/api/calls?limit=3")
     assert status == 200
     pages = [ids(body)]
@@ -155,8 +179,8 @@ async def test_pages_follow_the_cursor_without_gaps_or_repeats(
     ]
 
 
-async def test_cursor_keeps_the_filters_order(api: tuple[str, CallStore, RecordWriter]) -> None:
-    base, _, _ = api
+async def test_cursor_keeps_the_filters_order(api: Api) -> None:
+    base = api.base
     seen: list[str] = []
     url = f"{base}/api/calls?number=%2B15555550101&limit=1"
     while url:
@@ -168,8 +192,8 @@ async def test_cursor_keeps_the_filters_order(api: tuple[str, CallStore, RecordW
     assert seen == ["call-06", "call-04", "call-02", "call-00"]
 
 
-async def test_same_start_time_pages_stably(api: tuple[str, CallStore, RecordWriter]) -> None:
-    base, _, writer = api
+async def test_same_start_time_pages_stably(api: Api) -> None:
+    base, writer = api.base, api.writer
     twins = T0 + timedelta(hours=1)
     for n in range(5):
         writer.write([CallStart(call_id=f"twin-{n}", seq=0, started_at=twins)])
@@ -187,9 +211,9 @@ async def test_same_start_time_pages_stably(api: tuple[str, CallStore, RecordWri
 
 
 async def test_detail_has_transcript_and_events_in_order(
-    api: tuple[str, CallStore, RecordWriter],
+    api: Api,
 ) -> None:
-    base, _, _ = api
+    base = api.base
     status, body = await get(f"{base}/api/calls/call-03")
     assert status == 200
     assert body["call_id"] == "call-03"
@@ -206,8 +230,8 @@ async def test_detail_has_transcript_and_events_in_order(
     assert body["ringcentral"] == {"telephony_session_id": None, "party_id": None}
 
 
-async def test_unknown_call_is_404(api: tuple[str, CallStore, RecordWriter]) -> None:
-    base, _, _ = api
+async def test_unknown_call_is_404(api: Api) -> None:
+    base = api.base
     status, body = await get(f"{base}/api/calls/no-such-call")
     assert status == 404
     assert body["error"] == "not_found"
@@ -228,9 +252,9 @@ BAD_PARAMETERS = [
 
 
 async def test_bad_parameters_are_400_naming_them(
-    api: tuple[str, CallStore, RecordWriter],
+    api: Api,
 ) -> None:
-    base, _, _ = api
+    base = api.base
     for query, parameter in BAD_PARAMETERS:
         status, body = await get(f"{base}/api/calls?{query}")
         assert status == 400, query
@@ -239,28 +263,25 @@ async def test_bad_parameters_are_400_naming_them(
         assert parameter in body["message"]
 
 
-async def test_api_token_is_required_when_configured(migrated_url: str) -> None:
-    store = CallStore(migrated_url)
-    app = web.Application()
-    add_calls_routes(app, store, api_token="s3cret-token")
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        base = str(server.make_url(""))
-        assert (await get(f"{base}/api/calls"))[0] == 401
-        assert (await get(f"{base}/api/calls", Authorization="Bearer wrong"))[0] == 401
-        assert (await get(f"{base}/api/calls/x", Authorization="Bearer wrong"))[0] == 401
-        status, body = await get(f"{base}/api/calls", Authorization="Bearer s3cret-token")
-        assert (status, body["calls"]) == (200, [])
-    finally:
-        await server.close()
-        store.close()
+async def test_every_route_needs_the_operators_token(api: Api) -> None:
+    base = api.base
+    async with aiohttp.ClientSession() as http:
+        for method, path in [("GET", "/api/calls"), ("GET", "/api/calls/call-03"),
+                             ("GET", "/api/calls/call-03/recording"),
+                             ("DELETE", "/api/calls/call-03")]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                async with http.request(method, base + path, headers=headers) as resp:
+                    assert resp.status == 401, (method, path, headers)
+                    assert (await resp.json())["error"] == "unauthorized"
+    status, body = await get(f"{base}/api/calls/call-03")
+    assert (status, body["call_id"]) == (200, "call-03")  # nothing was deleted
 
 
-async def test_database_down_is_503() -> None:
+async def test_database_down_is_503(tmp_path: Path) -> None:
     store = CallStore(make_engine("postgresql://postgres@127.0.0.1:1/calls", connect_timeout_s=1))
     app = web.Application()
-    add_calls_routes(app, store)
+    add_calls_routes(app, store, auth=bearer_authorizer(TOKEN),
+                     recordings=Recordings(tmp_path, enabled=False))
     server = TestServer(app)
     await server.start_server()
     try:
@@ -269,6 +290,168 @@ async def test_database_down_is_503() -> None:
         assert (status, body["error"]) == (503, "database_unavailable")
         status, body = await get(f"{base}/api/calls/call-1")
         assert (status, body["error"]) == (503, "database_unavailable")
+        async with aiohttp.ClientSession() as http, http.delete(
+            f"{base}/api/calls/call-1", headers=AUTH
+        ) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (503, "database_unavailable")
     finally:
         await server.close()
         store.engine.dispose()
+
+
+# ---------------------------------------------------------------- recordings
+
+
+def a_recording(api: Api, call_id: str, seconds: float = 1.0) -> bytes:
+    """A stereo 8 kHz recording as a crashed writer leaves it: samples, a stale header."""
+    samples = np.arange(int(seconds * 8000) * 2, dtype=np.int16)
+    path = api.recordings.files.path_for(call_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_header(8000, 0) + samples.tobytes())
+    return samples.tobytes()
+
+
+async def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=AUTH | headers) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def test_detail_names_the_recording(api: Api) -> None:
+    a_recording(api, "call-03")
+    status, body = await get(f"{api.base}/api/calls/call-03")
+    assert status == 200
+    assert body["recording"] == {
+        "url": "/api/calls/call-03/recording",
+        "bytes": HEADER_BYTES + 8000 * 4,
+        "duration_s": 1.0,
+    }
+    status, body = await get(f"{api.base}/api/calls/call-01")
+    assert (status, body["recording"]) == (200, None)
+
+
+async def test_recording_is_served_whole_with_a_repaired_header(api: Api) -> None:
+    samples = a_recording(api, "call-03")
+    status, headers, body = await fetch(f"{api.base}/api/calls/call-03/recording")
+    assert status == 200
+    assert headers["Content-Type"] == "audio/wav"
+    assert headers["Content-Disposition"] == 'inline; filename="call-03.wav"'
+    assert headers["Accept-Ranges"] == "bytes"
+    assert body == wav_header(8000, len(samples)) + samples
+
+
+async def test_recording_range_requests(api: Api) -> None:
+    samples = a_recording(api, "call-03")
+    whole = wav_header(8000, len(samples)) + samples
+    url = f"{api.base}/api/calls/call-03/recording"
+    status, headers, body = await fetch(url, Range="bytes=0-99")
+    assert (status, body) == (206, whole[:100])
+    assert headers["Content-Range"] == f"bytes 0-99/{len(whole)}"
+    status, headers, body = await fetch(url, Range="bytes=-100")
+    assert (status, body) == (206, whole[-100:])
+    assert headers["Content-Range"] == f"bytes {len(whole) - 100}-{len(whole) - 1}/{len(whole)}"
+    status, headers, _ = await fetch(url, Range=f"bytes={len(whole)}-")
+    assert status == 416
+    assert headers["Content-Range"] == f"bytes */{len(whole)}"
+
+
+async def test_no_recording_and_hostile_ids_are_404(api: Api) -> None:
+    for call_id in ("call-01", "no-such-call", "..%2F..%2Fetc%2Fpasswd", "%00", "x" * 300):
+        status, body = await get(f"{api.base}/api/calls/{call_id}/recording")
+        assert (status, body["error"]) == (404, "not_found"), call_id
+
+
+# ---------------------------------------------------------------- erasure
+
+
+async def delete(url: str, **headers: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as http, http.delete(url, headers=AUTH | headers) as resp:
+        return resp.status, await resp.read()
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def rows(api: Api, model: type[Turn] | type[CallEvent]) -> int:
+    with api.store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+async def test_delete_erases_the_call_its_transcript_and_its_recording(api: Api) -> None:
+    a_recording(api, "call-03")
+    turns, events = rows(api, Turn), rows(api, CallEvent)
+    status, body = await delete(f"{api.base}/api/calls/call-03")
+    assert (status, body) == (204, b"")
+    assert (await get(f"{api.base}/api/calls/call-03"))[0] == 404
+    assert (await get(f"{api.base}/api/calls/call-03/recording"))[0] == 404
+    assert not api.recordings.files.path_for("call-03").exists()
+    assert (rows(api, Turn), rows(api, CallEvent)) == (turns - 3, events - 2)
+    status, body = await get(f"{api.base}/api/calls")
+    assert "call-03" not in ids(body) and len(body["calls"]) == len(CALLS) - 1
+    status, _ = await delete(f"{api.base}/api/calls/call-03")
+    assert status == 404
+
+
+async def test_delete_refuses_a_live_call_and_unknown_ids(api: Api) -> None:
+    api.live.add("call-04")
+    status, body = await delete(f"{api.base}/api/calls/call-04")
+    assert status == 409
+    assert json_body(body)["error"] == "call_live"
+    assert (await get(f"{api.base}/api/calls/call-04"))[0] == 200
+    status, body = await delete(f"{api.base}/api/calls/no-such-call")
+    assert (status, json_body(body)["error"]) == (404, "not_found")
+
+
+async def test_a_recording_without_a_record_is_still_erased(api: Api) -> None:
+    a_recording(api, "lost-record")  # the database never got this call
+    status, _ = await delete(f"{api.base}/api/calls/lost-record")
+    assert status == 204
+    assert not api.recordings.files.path_for("lost-record").exists()
+
+
+async def test_records_still_queued_are_written_before_the_erasure(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    # A call that just ended: its last records are still in the recorder's queue. The
+    # erasure must not run before them, or they would write the call back afterwards.
+    recorder = CallRecorder(migrated_url, spool_dir=tmp_path / "spool", flush_interval_s=5.0)
+    await recorder.start()
+    store = CallStore(recorder.engine)
+    app = web.Application()
+    add_calls_routes(app, store, auth=bearer_authorizer(TOKEN), records=recorder)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        for record in a_call(9, caller=ALICE, state="ended", outcome="completed"):
+            recorder.record(record)
+        status, _ = await delete(str(server.make_url("/api/calls/call-09")))
+        assert status == 204
+        await recorder.flush()
+        assert await store.get_call("call-09") is None
+    finally:
+        await server.close()
+        await recorder.close()
+
+
+async def test_records_waiting_in_the_spool_make_erasure_wait(tmp_path: Path,
+                                                             migrated_url: str) -> None:
+    class SpooledRecords:
+        """Records left in the spool by an outage (they could name the call)."""
+
+        spool_depth = 3
+
+        async def flush(self) -> None:
+            return None
+
+    store = CallStore(migrated_url)
+    app = web.Application()
+    add_calls_routes(app, store, auth=bearer_authorizer(TOKEN), records=SpooledRecords())
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        status, body = await delete(str(server.make_url("/api/calls/call-00")))
+        assert (status, json_body(body)["error"]) == (503, "records_pending")
+    finally:
+        await server.close()
+        store.close()
