@@ -4,7 +4,9 @@ The server is the production `VoiceServer` on free loopback ports with the offli
 engines, a temporary data directory, a known operator token and recordings on. The
 browser is Debian's Chromium (``apt-get install chromium``) driven by Playwright's own
 driver; ``playwright install`` (a download) is never run. Without /usr/bin/chromium the
-browser tests are skipped; the API tests need no browser.
+browser tests are skipped; the API tests need no browser. What the tests add to the
+pages (a speaker tap, a voice mixed into the microphone) is
+`realtime_voice.testing.browser_page`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 TOKEN = "console-test-token-0123456789abcdef"
 """The operator token of every test server here."""
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 """Where the browser tests write a screenshot of each page (gitignored)."""
 

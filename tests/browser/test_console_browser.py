@@ -6,9 +6,9 @@ as played and transcribed. Screenshots of each page go to var/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,12 +16,19 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from realtime_voice.audio.g711 import ulaw_to_pcm16
 from realtime_voice.server.app import VoiceServer
+from realtime_voice.testing.browser_page import (
+    CHROMIUM,
+    SPEAK_INTO_MICROPHONE,
+    TAP_SPEAKERS,
+    caller_voice,
+    caller_voice_b64,
+    chromium_args,
+    write_microphone,
+)
 from realtime_voice.testing.caller import CallerLine, CallOptions, SimulatedCaller
-from realtime_voice.testing.speech import caller_audio, transcribe_pcm16
-from realtime_voice.testing.wav import linear_resample
-from tests.browser.conftest import CHROMIUM, SCREENSHOTS, TOKEN, base_url
+from realtime_voice.testing.speech import transcribe_pcm16
+from tests.browser.conftest import SCREENSHOTS, TOKEN, base_url
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -38,62 +45,12 @@ INTERRUPTION = "Sorry, can I speak to a manager please?"
 SOFTPHONE = Path(__file__).resolve().parents[2] / "webhooks" / "static" / "js" / "softphone.js"
 DOC_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "console.png"
 
-# Records what the page plays: every node connected to a context's speakers is also
-# connected to a tap that copies its samples (16 kHz, mono) into window.__played.
-CAPTURE_PLAYBACK = """
-(() => {
-  window.__played = [];
-  const taps = new WeakMap();
-  const connect = AudioNode.prototype.connect;
-  AudioNode.prototype.connect = function (target, ...rest) {
-    const result = connect.call(this, target, ...rest);
-    if (target instanceof AudioDestinationNode) {
-      const ctx = this.context;
-      let tap = taps.get(ctx);
-      if (!tap) {
-        tap = ctx.createScriptProcessor(4096, 1, 1);
-        const step = ctx.sampleRate / 16000;
-        tap.onaudioprocess = (event) => {
-          const input = event.inputBuffer.getChannelData(0);
-          for (let i = 0; i < input.length; i += step) {
-            const v = Math.max(-1, Math.min(1, input[Math.floor(i)]));
-            window.__played.push(Math.round(v * 32767));
-          }
-        };
-        connect.call(tap, ctx.destination);
-        taps.set(ctx, tap);
-      }
-      connect.call(this, tap);
-    }
-    return result;
-  };
-})();
-"""
-
 
 async def fake_microphone(path: Path) -> None:
-    """A WAV the browser hears as its microphone: a second voice (the offline voice a
-    tenth higher and faster, so it is not the bot's), asking, then talking over the
-    answer, then silence (Chromium loops the file)."""
-    rate = 48_000
-    shifted = int(8000 * 1.1)
-
-    async def line(text: str) -> np.ndarray:
-        pcm8k = ulaw_to_pcm16(await caller_audio(text))
-        return linear_resample(pcm8k, shifted, rate)
-
-    def silence(seconds: float) -> np.ndarray:
-        return np.zeros(int(rate * seconds), dtype=np.int16)
-
-    pcm = np.concatenate([
-        silence(4.0), await line(QUESTION), silence(2.5), await line(INTERRUPTION),
-        silence(40.0),
-    ]).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
+    """A WAV the browser hears as its microphone: silence, the caller's question in a
+    second voice, then a minute of silence (longer than any test here; the file loops).
+    The interruption is spoken later, through `SPEAK_INTO_MICROPHONE`."""
+    write_microphone(path, 4.0, await caller_voice(QUESTION), 60.0)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -104,16 +61,7 @@ async def browser() -> AsyncIterator[object]:
         await fake_microphone(mic)
         async with playwright_api.async_playwright() as pw:
             chromium = await pw.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=[
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={mic}",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+                executable_path=str(CHROMIUM), args=chromium_args(mic))
             try:
                 yield chromium
             finally:
@@ -125,7 +73,8 @@ async def new_page(browser: object, server: VoiceServer, *, logged_in: bool) -> 
         base_url=base_url(server), viewport={"width": 1280, "height": 860},
         permissions=["microphone"],
     )
-    await context.add_init_script(CAPTURE_PLAYBACK)
+    await context.add_init_script(TAP_SPEAKERS)
+    await context.add_init_script(SPEAK_INTO_MICROPHONE)
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     if logged_in:
@@ -165,9 +114,10 @@ async def test_a_call_live_then_in_history(browser: object, console_server: Voic
         await page.locator('#transcript li[data-role="caller"]').first.wait_for()  # type: ignore[attr-defined]
         assert "open" in (await page.locator("#transcript").inner_text()).lower()  # type: ignore[attr-defined]
         await screenshot(page, "live")
-        # The README's picture of the console is this page, as the test run saw it.
-        DOC_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SCREENSHOTS / "live.png", DOC_SCREENSHOT)
+        if os.environ.get("UPDATE_DOC_SCREENSHOT"):
+            # The README's picture of the console is this page, refreshed on request
+            # (UPDATE_DOC_SCREENSHOT=1) so that a test run leaves the tree clean.
+            shutil.copyfile(SCREENSHOTS / "live.png", DOC_SCREENSHOT)
         report = await asyncio.wait_for(call, 60)
         await row.wait_for(state="detached")
     finally:
@@ -220,14 +170,26 @@ async def test_talk_page_calls_the_bot(browser: object, console_server: VoiceSer
     caller_line = page.locator('#transcript li[data-role="caller"]').first  # type: ignore[attr-defined]
     await caller_line.wait_for()
     assert "open" in (await caller_line.inner_text()).lower()
-    await page.locator('#transcript li[data-role="bot"]').first.wait_for()  # type: ignore[attr-defined]
+    interruption = await caller_voice_b64(INTERRUPTION)
+    # The caller talks over the answer once a second of it has been heard (so the cut
+    # line has words) and while it is still playing.
+    await page.evaluate(  # type: ignore[attr-defined]
+        "() => { window.__firstLoud = null; window.__armedAt = performance.now(); }")
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        "() => window.__firstLoud !== null && performance.now() - window.__firstLoud > 1000"
+        " && performance.now() - window.__loudAt < 100")
+    await page.evaluate("(b64) => window.__say(b64)", interruption)  # type: ignore[attr-defined]
     # Talking over the answer cut it: a bot line is marked interrupted.
     try:
         cut = page.locator('#transcript li[data-role="bot"]', has_text="interrupted")  # type: ignore[attr-defined]
         await cut.first.wait_for()
     except Exception:
         await screenshot(page, "talk-failed")
-        raise AssertionError(await page.locator("#transcript").inner_text()) from None  # type: ignore[attr-defined]
+        said = await page.locator("#transcript").inner_text()  # type: ignore[attr-defined]
+        listed = await (await page.request.get("/api/calls?limit=1")).json()  # type: ignore[attr-defined]
+        call = listed["calls"][0]["call_id"] if listed["calls"] else ""
+        detail = await (await page.request.get(f"/api/calls/{call}")).json()  # type: ignore[attr-defined]
+        raise AssertionError(f"{said}\nthe call's record: {detail}") from None
     await screenshot(page, "talk")
     played = np.array(await page.evaluate("window.__played"), dtype=np.int16)  # type: ignore[attr-defined]
     await page.click("#hangup")  # type: ignore[attr-defined]

@@ -41,11 +41,12 @@ function readParams() {
 }
 
 function showLine({ role, text, interrupted }) {
-  if (!text) return;
+  // An answer cut before a word of it was heard still shows, as cut.
+  if (!text && !interrupted) return;
   transcriptEmpty.hidden = true;
   const item = el("li", { class: role, "data-role": role },
     el("span", { class: "who" }, role === "caller" ? "You" : `Bot${interrupted ? " (interrupted)" : ""}`),
-    text);
+    text || "…");
   transcript.append(item);
   item.scrollIntoView({ block: "nearest" });
 }
