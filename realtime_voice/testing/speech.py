@@ -133,7 +133,25 @@ def _segments(pcm: PCM16, rate: int) -> list[PCM16]:
         pieces.append(rest[:cut])
         rest = rest[cut:]
     pieces.append(rest)
-    return pieces
+    return [trimmed for piece in pieces if (trimmed := _trim_silence(piece, rate)).size]
+
+
+_VOICED_RMS = 300.0
+"""A 20 ms window louder than this (about -40 dBFS) holds sound worth recognising."""
+
+
+def _trim_silence(pcm: PCM16, rate: int, margin_s: float = 0.25) -> PCM16:
+    # Moonshine answers nothing for a few words inside many seconds of digital silence
+    # (a whole call's channel, say): keep the voiced part and a margin, drop a silent piece.
+    window = int(0.02 * rate)
+    usable = pcm[: pcm.size - pcm.size % window].astype(np.float64).reshape(-1, window)
+    voiced = np.flatnonzero(np.sqrt(np.mean(usable * usable, axis=1)) > _VOICED_RMS)
+    if voiced.size == 0:
+        return pcm[:0]
+    margin = int(margin_s * rate)
+    start = max(0, int(voiced[0]) * window - margin)
+    end = min(pcm.size, (int(voiced[-1]) + 1) * window + margin)
+    return pcm[start:end]
 
 
 async def load_recogniser() -> None:

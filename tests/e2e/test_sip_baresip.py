@@ -5,12 +5,15 @@ The server registers as the device; baresip dials the device's number at the edg
 edge bridges the call over the server's registered flow with the media through its relay
 (SRTP end to end). baresip plays a WAV of the caller's lines; what the bot said is
 transcribed from baresip's own recording of what it heard. DTMF digits sent by baresip
-reach the flow; "a manager, please" ends in a REFER. Assertions are on key words.
+reach the flow; "a manager, please" ends in a REFER. The PCMU call runs with recordings
+on: the server's stereo file of it says the caller's words on one side and the bot's on
+the other. Assertions are on key words.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +25,7 @@ import numpy as np
 import pytest
 
 from realtime_voice.audio.resample import StreamingResampler
+from realtime_voice.config_console import ConsoleSettings
 from realtime_voice.server.app import VoiceServer
 from realtime_voice.testing.baresip import Baresip, BaresipAccount, baresip_available
 from realtime_voice.testing.sip_edge import Bridge, FakeRingCentralEdge
@@ -75,6 +79,7 @@ def heard(path: Path) -> np.ndarray:
 @asynccontextmanager
 async def call_the_bot(
     make_server: Callable[..., object], tmp_path: Path, codec: str, wav: Path,
+    *, recordings: bool = False,
 ) -> AsyncIterator[tuple[VoiceServer, Baresip, Bridge]]:
     certs = LoopbackCertificates()
     ca_file = certs.write_ca(tmp_path / "ca.pem")
@@ -83,7 +88,8 @@ async def call_the_bot(
         server = await make_server(  # type: ignore[misc]
             rc_sip_domain="sip.ringcentral.com", rc_sip_outbound_proxy=("127.0.0.1", edge.port),
             rc_sip_username=USER, rc_sip_password=PASSWORD, rc_sip_authorization_id=AUTH_ID,
-            rc_sip_ca_file=str(ca_file), api_token=TOKEN)
+            rc_sip_ca_file=str(ca_file), api_token=TOKEN,
+            console=ConsoleSettings(data_dir=str(tmp_path / "data"), recordings=recordings))
         assert isinstance(server, VoiceServer)
         await edge.wait_registered(USER, timeout_s=10)
         account = BaresipAccount(user="caller", audio_codecs=(codec,), mediaenc="srtp-mand")
@@ -114,6 +120,22 @@ async def record_of(server: VoiceServer, call_id: str) -> dict[str, object]:
         assert resp.status == 200
         record: dict[str, object] = await resp.json()
     return record
+
+
+async def recording_of(server: VoiceServer, call_id: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """The call's recording as the API serves it: (rate, caller channel, bot channel)."""
+    assert server.recordings.writer is not None
+    await server.recordings.writer.flush()
+    async with aiohttp.ClientSession() as http, http.get(
+        f"http://127.0.0.1:{server.http_port}/api/calls/{call_id}/recording",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as resp:
+        assert resp.status == 200 and resp.content_type == "audio/wav"
+        raw = await resp.read()
+    with wave.open(io.BytesIO(raw), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (2, 2)
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+        return wav.getframerate(), frames[:, 0].copy(), frames[:, 1].copy()
 
 
 async def srtp_auth_failures(server: VoiceServer) -> str:
@@ -152,7 +174,7 @@ async def test_baresip_over_pcmu_sends_digits_and_hangs_up(
     make_server: Callable[..., object], tmp_path: Path,
 ) -> None:
     wav = await caller_wav(tmp_path / "caller.wav", [6.0, "What time do you open?", 40.0])
-    async with call_the_bot(make_server, tmp_path, "PCMU/8000", wav) as (
+    async with call_the_bot(make_server, tmp_path, "PCMU/8000", wav, recordings=True) as (
             server, phone, bridge):
         assert bridge.device_call is not None
         call_id = bridge.device_call.call_id
@@ -169,9 +191,18 @@ async def test_baresip_over_pcmu_sends_digits_and_hangs_up(
         await phone.wait_event("CALL_CLOSED", timeout_s=10)
         assert await srtp_auth_failures(server) == "0.0"
         record = await record_of(server, call_id)
+        recording = await recording_of(server, call_id)
     digits = "".join(e["data"]["digit"] for e in record["events"]  # type: ignore[attr-defined]
                      if e["kind"] == "dtmf")
     assert digits == "42#"
     assert record["end_reason"] == "caller_hangup"  # the BYE
     said = words(await transcribe_pcm16(heard(phone.rx_recordings()[-1])))
     assert any(w in said for w in ("open", "tuesday", "sunday", "hours")), said
+    # The server's own recording of the SIP call: the caller on the left, the bot on the
+    # right, each channel saying what that side said.
+    assert record["recording"], record
+    rate, caller_side, bot_side = recording
+    assert rate == _RATE  # the SIP leg's PCM rate, whatever the codec on the wire
+    assert "open" in words(await transcribe_pcm16(caller_side))
+    bot_said = words(await transcribe_pcm16(bot_side))
+    assert any(w in bot_said for w in ("open", "tuesday", "sunday", "hours")), bot_said
